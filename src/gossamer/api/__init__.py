@@ -1,0 +1,1 @@
+"""Resource kinds: schemas, validation and manifest I/O."""
