@@ -26,12 +26,12 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     loader.flatten_mapping(node)
     mapping: dict[Any, Any] = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         if key in mapping:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
-        mapping[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+        mapping[key] = loader.construct_object(value_node, deep=True)
     return mapping
 
 
@@ -76,7 +76,8 @@ def load_documents(text: str, source: str = "") -> list[dict[str, Any]]:
 
 def _doc_ref(doc: Mapping[str, Any], index: int) -> str:
     kind = doc.get("kind") if isinstance(doc.get("kind"), str) else None
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    raw_meta = doc.get("metadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     name = meta.get("name") if isinstance(meta.get("name"), str) else None
     ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else "default"
     if kind and name:
@@ -118,9 +119,6 @@ def parse_resource(doc: Mapping[str, Any], index: int = 1, source: str = "") -> 
         resource = info.model.model_validate(dict(doc))
     except ValidationError as exc:
         raise ResourceError(ref, problems_from_validation(exc), source) from None
-    if not info.namespaced:
-        resource.metadata.namespace = ""
-        ref = resource.ref
     semantic = resource.validate_semantics()
     if semantic:
         raise ResourceError(resource.ref, [Problem(p, r) for p, r in semantic], source)

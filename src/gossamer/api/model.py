@@ -151,6 +151,12 @@ class Resource(Model):
                 data["apiVersion"] = api_version
         return data
 
+    @model_validator(mode="after")
+    def _scope(self) -> Resource:
+        if not self.NAMESPACED:
+            self.metadata.namespace = ""  # cluster-scoped: one per control plane
+        return self
+
     @property
     def name(self) -> str:
         return self.metadata.name
