@@ -52,7 +52,8 @@ def load_documents(text: str, source: str = "") -> list[dict[str, Any]]:
         else:
             raw = list(yaml.load_all(text, Loader=_UniqueKeyLoader))
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ApplyError([ResourceError(where, [Problem("", f"not valid YAML or JSON: {exc}")])])
+        problem = Problem("", f"not valid YAML or JSON: {exc}")
+        raise ApplyError([ResourceError(where, [problem])]) from None
     docs: list[dict[str, Any]] = []
     for index, doc in enumerate(raw, start=1):
         if doc is None:
@@ -102,7 +103,9 @@ def _find_kind(doc: Mapping[str, Any], ref: str, source: str) -> KindInfo:
             reason = f"kind {kind} is not in apiVersion {api_version}; use {wanted}"
             raise ResourceError(ref, [Problem("apiVersion", reason)], source)
         known = ", ".join(sorted({i.kind for i in all_kinds()}))
-        raise ResourceError(ref, [Problem("kind", f"unknown kind {kind!r}; known: {known}")], source)
+        raise ResourceError(
+            ref, [Problem("kind", f"unknown kind {kind!r}; known: {known}")], source
+        )
     version = api_version.rsplit("/", 1)[-1]
     if version not in info.versions:
         supported = ", ".join(info.versions)
@@ -141,7 +144,11 @@ def parse_resources(docs: Iterable[Mapping[str, Any]], source: str = "") -> list
             errors.append(
                 ResourceError(
                     resource.ref,
-                    [Problem("metadata.name", f"appears twice (documents {seen[key]} and {index})")],
+                    [
+                        Problem(
+                            "metadata.name", f"appears twice (documents {seen[key]} and {index})"
+                        )
+                    ],
                     source,
                 )
             )

@@ -63,7 +63,9 @@ def _ensure_loaded() -> None:
 
 def all_kinds() -> list[KindInfo]:
     _ensure_loaded()
-    return sorted(_BY_GROUP_KIND.values(), key=lambda k: (k.group != "gossamer.io", k.group, k.kind))
+    return sorted(
+        _BY_GROUP_KIND.values(), key=lambda k: (k.group != "gossamer.io", k.group, k.kind)
+    )
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:

@@ -128,12 +128,12 @@ class Client:
                 if response.status_code >= 400:
                     response.read()
                     raise ApiError(response.status_code, _message(response), None)
-                event, data = "message", []
+                event, data = "message", list[str]()
                 for line in response.iter_lines():
                     if not line:
                         if data:
                             yield event, "\n".join(data)
-                        event, data = "message", []
+                        event, data = "message", list[str]()
                     elif line.startswith("event:"):
                         event = line[6:].strip()
                     elif line.startswith("data:"):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import yaml
@@ -15,6 +16,8 @@ from gossamer.api.registry import KindInfo, UnknownKind, all_kinds, resolve
 from gossamer.cli.client import ApiError, CliError, resource_path
 from gossamer.cli.columns import columns_for
 from gossamer.cli.output import age, print_documents, print_table
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -66,7 +69,7 @@ def _load(paths: tuple[str, ...], recursive: bool) -> list[dict[str, Any]]:
     return docs
 
 
-def _files_option(required: bool) -> Any:
+def _files_option(required: bool) -> Callable[[F], F]:
     return click.option(
         "-f",
         "--filename",
