@@ -1,0 +1,3 @@
+from gossamer.cli.main import main
+
+main()
