@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,14 +67,7 @@ def format_loc(loc: Iterable[int | str], prefix: str = "") -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.startswith(("function-", "tagged-union", "union[")) or part in (
-            "str",
-            "int",
-            "float",
-            "bool",
-            "dict",
-            "list",
-        ):
+        elif _is_union_member(part):
             # pydantic puts union member names in the path; the user never wrote them.
             continue
         elif out:
@@ -81,6 +75,15 @@ def format_loc(loc: Iterable[int | str], prefix: str = "") -> str:
         else:
             out = part
     return out
+
+
+# Union members pydantic names in error paths: `int`, `dict[str,str]`, `list[...]`. (A bare
+# `set` is left alone: HTTPHeaderFilter has a field of that name.)
+_TYPE_LABEL = re.compile(r"^(str|int|float|bool|dict|list)$|^(dict|list|tuple|set|frozenset)\[.*\]$")
+
+
+def _is_union_member(part: str) -> bool:
+    return part.startswith(("function-", "tagged-union", "union[")) or bool(_TYPE_LABEL.match(part))
 
 
 def _show(value: Any) -> str:
@@ -129,6 +132,8 @@ def reason_for(err: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return "unknown field"
     if kind in _TYPE_NAMES:
+        if isinstance(value, dict | list) or value is None:
+            return f"expected {_TYPE_NAMES[kind]}, got {_show(value)}"
         return f"expected {_TYPE_NAMES[kind]}, got {_type_name(value)} {_show(value)}"
     if kind == "greater_than_equal":
         return f"must be >= {ctx.get('ge')}, got {_show(value)}"

@@ -82,6 +82,10 @@ def _doc_ref(doc: Mapping[str, Any], index: int) -> str:
     name = meta.get("name") if isinstance(meta.get("name"), str) else None
     ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else "default"
     if kind and name:
+        api_version = doc.get("apiVersion")
+        info = by_api_version(api_version, kind) if isinstance(api_version, str) else None
+        if info is not None and not info.namespaced:
+            return f"{kind} {name}"
         return f"{kind} {ns}/{name}"
     if kind:
         return f"{kind} (document {index})"
