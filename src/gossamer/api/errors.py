@@ -86,7 +86,13 @@ def _is_union_member(part: str) -> bool:
     return part.startswith(("function-", "tagged-union", "union[")) or bool(_TYPE_LABEL.match(part))
 
 
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, dict):
@@ -136,13 +142,13 @@ def reason_for(err: dict[str, Any]) -> str:
             return f"expected {_TYPE_NAMES[kind]}, got {_show(value)}"
         return f"expected {_TYPE_NAMES[kind]}, got {_type_name(value)} {_show(value)}"
     if kind == "greater_than_equal":
-        return f"must be >= {ctx.get('ge')}, got {_show(value)}"
+        return f"must be >= {_num(ctx.get('ge'))}, got {_show(value)}"
     if kind == "greater_than":
-        return f"must be > {ctx.get('gt')}, got {_show(value)}"
+        return f"must be > {_num(ctx.get('gt'))}, got {_show(value)}"
     if kind == "less_than_equal":
-        return f"must be <= {ctx.get('le')}, got {_show(value)}"
+        return f"must be <= {_num(ctx.get('le'))}, got {_show(value)}"
     if kind == "less_than":
-        return f"must be < {ctx.get('lt')}, got {_show(value)}"
+        return f"must be < {_num(ctx.get('lt'))}, got {_show(value)}"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}, got {_show(value)}"
     if kind in ("too_short", "too_long"):

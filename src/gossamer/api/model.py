@@ -93,11 +93,6 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 
 
-def _coerce_number(value: Any) -> Any:
-    # YAML writes 10 and 10.0 alike; a percentage is a number either way.
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
 class ObjectMeta(Model):
     name: DnsSubdomain
     namespace: DnsLabel = DEFAULT_NAMESPACE
@@ -180,7 +175,6 @@ class Resource(Model):
 TargetKind = Literal[
     "Mesh",
     "Service",
-    "MeshService",
     "HTTPRoute",
     "GRPCRoute",
     "TCPRoute",
@@ -225,7 +219,6 @@ __all__ = [
     "Port",
     "Resource",
     "TargetRef",
-    "_coerce_number",
     "check_dns_label",
     "parse_duration",
 ]

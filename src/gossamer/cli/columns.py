@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gossamer.api.kinds.policies import POLICY_KINDS
+
 Doc = dict[str, Any]
 Column = tuple[str, Callable[[Doc], str]]
 
@@ -95,21 +97,11 @@ _COLUMNS: dict[str, list[Column]] = {
     ],
 }
 
-_POLICY_KINDS = {
-    "TrafficPermission",
-    "RetryPolicy",
-    "TimeoutPolicy",
-    "CircuitBreakerPolicy",
-    "HealthCheckPolicy",
-    "FaultInjectionPolicy",
-    "RateLimitPolicy",
-    "LoadBalancerPolicy",
-}
 
 
 def columns_for(kind: str) -> list[Column]:
     if kind in _COLUMNS:
         return _COLUMNS[kind]
-    if kind in _POLICY_KINDS:
+    if kind in {k.KIND for k in POLICY_KINDS}:
         return [("TARGET", _target)]
     return []

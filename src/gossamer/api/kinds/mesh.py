@@ -48,12 +48,13 @@ class MeshAccessLog(Model):
 
 
 class MeshSpec(Model):
-    mtls: MeshMtls | None = None
+    # Absent blocks mean every default, so the runtime reads `spec.mtls.mode` directly.
+    mtls: MeshMtls = Field(default_factory=MeshMtls)
     # What happens to a request no TrafficPermission speaks about.
     default_access: Literal["allow", "deny"] = "allow"
-    egress: MeshEgress | None = None
-    tracing: MeshTracing | None = None
-    access_log: MeshAccessLog | None = None
+    egress: MeshEgress = Field(default_factory=MeshEgress)
+    tracing: MeshTracing = Field(default_factory=MeshTracing)
+    access_log: MeshAccessLog = Field(default_factory=MeshAccessLog)
 
 
 @register
