@@ -79,7 +79,9 @@ def format_loc(loc: Iterable[int | str], prefix: str = "") -> str:
 
 # Union members pydantic names in error paths: `int`, `dict[str,str]`, `list[...]`. (A bare
 # `set` is left alone: HTTPHeaderFilter has a field of that name.)
-_TYPE_LABEL = re.compile(r"^(str|int|float|bool|dict|list)$|^(dict|list|tuple|set|frozenset)\[.*\]$")
+_TYPE_LABEL = re.compile(
+    r"^(str|int|float|bool|dict|list)$|^(dict|list|tuple|set|frozenset)\[.*\]$"
+)
 
 
 def _is_union_member(part: str) -> bool:

@@ -54,7 +54,8 @@ def test_namespace_defaults_and_round_trip() -> None:
         ),
         (
             "apiVersion: split.smi-spec.io/v1alpha2\nkind: Service\nmetadata: {name: a}",
-            "kind Service is not in apiVersion split.smi-spec.io/v1alpha2; use gossamer.io/v1alpha1",
+            "kind Service is not in apiVersion split.smi-spec.io/v1alpha2; "
+            "use gossamer.io/v1alpha1",
         ),
         (
             "apiVersion: gossamer.io/v1alpha1\nkind: Service\nmetadata: {name: Bad_Name}",
