@@ -1,0 +1,192 @@
+"""Translation: (mesh snapshot, proxy) → the proxy's xDS resources. Pure functions.
+
+`MeshTranslator(snapshot)` computes what all proxies share once (routing, clusters,
+endpoints, route tables per caller namespace); `for_proxy(node)` adds what is the
+proxy's own (its listeners and inbound clusters). Nothing here does I/O or keeps state
+between snapshots, so the same inputs always give the same output (golden-tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from google.protobuf.message import Message
+
+from gossamer.controlplane.registry.model import ServiceInfo
+from gossamer.controlplane.translate import envoy as e
+from gossamer.controlplane.translate.node import InboundPort, OutboundPort, ProxyNode
+from gossamer.controlplane.translate.outbound import (
+    L4_PROTOCOLS,
+    cluster_for,
+    endpoints_for,
+    outbound_route_table,
+    service_domains,
+    virtual_host,
+)
+from gossamer.controlplane.translate.routing import Routing, compute_routing
+from gossamer.controlplane.translate.snapshot import MeshSnapshot
+
+Resources = dict[str, dict[str, Message]]  # type URL → name → message
+
+OUTBOUND_HTTP = "outbound:http"
+HTTP_PROTOCOLS = frozenset({"http"})
+GRPC_PROTOCOLS = frozenset({"grpc", "http2", "http"})
+
+
+def inbound_cluster_name(port: int) -> str:
+    return f"inbound:{port}"
+
+
+@dataclass
+class MeshTranslator:
+    snapshot: MeshSnapshot
+    _route_tables: dict[tuple[str, str], route_pb2.RouteConfiguration] = field(default_factory=dict)
+
+    @cached_property
+    def routing(self) -> Routing:
+        return compute_routing(self.snapshot)
+
+    @cached_property
+    def clusters(self) -> Mapping[str, Message]:
+        registry = self.snapshot.registry
+        return {b.cluster: cluster_for(b, registry) for b in sorted(self.routing.clusters, key=_k)}
+
+    @cached_property
+    def endpoints(self) -> Mapping[str, Message]:
+        registry = self.snapshot.registry
+        return {
+            b.cluster: endpoints_for(b, registry) for b in sorted(self.routing.clusters, key=_k)
+        }
+
+    def route_table(self, kind: str, namespace: str) -> route_pb2.RouteConfiguration:
+        key = (kind, namespace)
+        if key not in self._route_tables:
+            protocols = HTTP_PROTOCOLS if kind == OUTBOUND_HTTP else GRPC_PROTOCOLS
+            self._route_tables[key] = outbound_route_table(kind, self.routing, namespace, protocols)
+        return self._route_tables[key]
+
+    # --- per proxy --------------------------------------------------------------------------
+
+    def for_proxy(self, node: ProxyNode) -> Resources:
+        out: Resources = {t: {} for t in e.TYPE_URLS}
+        out[e.CLUSTER].update(self.clusters)
+        out[e.ENDPOINT].update(self.endpoints)
+        if node.kind == "proxyless":
+            self._proxyless(node, out)
+        else:
+            self._sidecar(node, out)
+        return out
+
+    def _sidecar(self, node: ProxyNode, out: Resources) -> None:
+        for port in node.inbound:
+            self._inbound(node, port, out)
+        if node.outbound_http_port:
+            hcm = e.http_connection_manager(OUTBOUND_HTTP, rds=OUTBOUND_HTTP, forward_proxy=True)
+            out[e.LISTENER][OUTBOUND_HTTP] = e.http_listener(
+                OUTBOUND_HTTP, "127.0.0.1", node.outbound_http_port, e.OUTBOUND, hcm
+            )
+            out[e.ROUTE][OUTBOUND_HTTP] = self.route_table(OUTBOUND_HTTP, node.namespace)
+        for outbound in node.outbound:
+            self._explicit_outbound(node, outbound, out)
+
+    def _inbound(self, node: ProxyNode, port: InboundPort, out: Resources) -> None:
+        name = f"inbound:{port.inbound_port}"
+        cluster = inbound_cluster_name(port.port)
+        meta = {"service": node.service, "namespace": node.namespace, "port": str(port.port)}
+        if port.protocol != "http":
+            meta["protocol"] = "tcp"
+        out[e.CLUSTER][cluster] = e.static_cluster(
+            cluster, [("127.0.0.1", port.target_port)], metadata=e.metadata(meta)
+        )
+        if port.protocol == "http":
+            rc = route_pb2.RouteConfiguration(name=name)
+            vh = rc.virtual_hosts.add(name="inbound", domains=["*"])
+            vh.routes.append(
+                route_components_pb2.Route(
+                    name="inbound",
+                    match=route_components_pb2.RouteMatch(prefix="/"),
+                    route=route_components_pb2.RouteAction(cluster=cluster),
+                )
+            )
+            hcm = e.http_connection_manager(name, route_config=rc)
+            out[e.LISTENER][name] = e.http_listener(
+                name, node.address, port.inbound_port, e.INBOUND, hcm
+            )
+        else:
+            # gRPC and HTTP/2 are carried at L4 until the sidecar speaks HTTP/2.
+            out[e.LISTENER][name] = e.listener(
+                name,
+                node.address,
+                port.inbound_port,
+                e.INBOUND,
+                e.tcp_proxy(name, [(cluster, 1)]),
+                "envoy.filters.network.tcp_proxy",
+            )
+
+    def _explicit_outbound(self, node: ProxyNode, port: OutboundPort, out: Resources) -> None:
+        name = f"outbound:{port.service}:{port.port}"
+        svc = self.snapshot.registry.resolve(port.service, node.namespace)
+        pr = self.routing.ports.get((svc.namespace, svc.name, port.port)) if svc else None
+        if pr is not None and pr.port.protocol in L4_PROTOCOLS | {"grpc", "http2"}:
+            out[e.LISTENER][name] = e.listener(
+                name,
+                "127.0.0.1",
+                port.listen_port,
+                e.OUTBOUND,
+                e.tcp_proxy(name, [(b.cluster, b.weight) for b in pr.tcp]),
+                "envoy.filters.network.tcp_proxy",
+            )
+            return
+        rc = route_pb2.RouteConfiguration(name=name)
+        if pr is not None:
+            rc.virtual_hosts.append(virtual_host(pr, ["*"]))
+        else:
+            vh = rc.virtual_hosts.add(name="unknown", domains=["*"])
+            route = vh.routes.add(name="unknown", match=route_components_pb2.RouteMatch(prefix="/"))
+            route.direct_response.status = 503
+            route.direct_response.body.inline_string = (
+                f"no service {port.service!r} with port {port.port} in namespace {node.namespace}\n"
+            )
+        out[e.ROUTE][name] = rc
+        hcm = e.http_connection_manager(name, rds=name)
+        out[e.LISTENER][name] = e.http_listener(
+            name, "127.0.0.1", port.listen_port, e.OUTBOUND, hcm
+        )
+
+    def _proxyless(self, node: ProxyNode, out: Resources) -> None:
+        """gRPC clients ask for a listener named after their target (`xds:///greeter`)."""
+        for requested in sorted(node.requested_listeners):
+            host, _, port_text = requested.partition(":")
+            svc = self.snapshot.registry.resolve(host, node.namespace)
+            if svc is None:
+                continue
+            port = _grpc_port(svc, int(port_text) if port_text.isdigit() else None)
+            pr = self.routing.ports.get((svc.namespace, svc.name, port)) if port else None
+            if pr is None:
+                continue
+            route_name = f"grpc:{requested}"
+            rc = route_pb2.RouteConfiguration(name=route_name)
+            domains = [requested, *service_domains(svc, pr.port.port, node.namespace)]
+            rc.virtual_hosts.append(virtual_host(pr, list(dict.fromkeys(domains))))
+            out[e.ROUTE][route_name] = rc
+            hcm = e.http_connection_manager(route_name, rds=route_name)
+            out[e.LISTENER][requested] = e.api_listener(requested, hcm)
+
+
+def _grpc_port(svc: ServiceInfo, wanted: int | None) -> int | None:
+    if wanted is not None:
+        return wanted if svc.port(wanted) else None
+    for p in svc.ports:
+        if p.protocol in ("grpc", "http2"):
+            return p.port
+    return svc.ports[0].port if len(svc.ports) == 1 else None
+
+
+def _k(b: object) -> str:
+    return str(getattr(b, "cluster", ""))
+
+
+__all__ = ["MeshTranslator", "ProxyNode", "Resources"]

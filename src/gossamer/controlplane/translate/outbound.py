@@ -1,0 +1,185 @@
+"""Outbound config shared by many proxies: clusters, endpoints, and route tables.
+
+Cut from the mesh-wide Routing once per snapshot and reused by every proxy it fits (the
+outbound route table differs only by the caller's namespace, for short names).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.type.matcher.v3 import regex_pb2
+
+from gossamer.controlplane.registry.model import EndpointInfo, RegistrySnapshot, ServiceInfo
+from gossamer.controlplane.translate import envoy as e
+from gossamer.controlplane.translate.routing import (
+    EVERYTHING,
+    Backend,
+    HttpMatch,
+    HttpRule,
+    PortRoutes,
+    Redirect,
+    Routing,
+)
+
+MISSING_CLUSTER_PREFIX = "missing:"
+L4_PROTOCOLS = frozenset({"tcp"})
+
+
+def service_domains(svc: ServiceInfo, port: int, caller_namespace: str) -> list[str]:
+    """Every name an app may use for the service's port, with and without the port."""
+    names = [f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc", svc.fqdn]
+    if svc.namespace == caller_namespace:
+        names.insert(0, svc.name)
+    out = [f"{n}:{port}" for n in names]
+    # Without a port, a name means the service's port 80, or its only port.
+    if port == 80 or len(svc.ports) == 1:
+        out += names
+    return out
+
+
+# --- clusters and endpoints ----------------------------------------------------------------
+
+
+def cluster_for(backend: Backend, registry: RegistrySnapshot) -> cluster_pb2.Cluster:
+    svc = registry.service(backend.namespace, backend.name)
+    protocol = "http"
+    if svc is not None and (sport := svc.port(backend.port)) is not None:
+        protocol = sport.protocol
+    meta = {"service": backend.name, "namespace": backend.namespace, "port": str(backend.port)}
+    if protocol in L4_PROTOCOLS or protocol in ("grpc", "http2"):
+        meta["protocol"] = "tcp" if protocol in L4_PROTOCOLS else protocol
+    cluster = e.eds_cluster(backend.cluster, metadata=e.metadata(meta))
+    return cluster
+
+
+def endpoints_for(
+    backend: Backend, registry: RegistrySnapshot
+) -> endpoint_pb2.ClusterLoadAssignment:
+    svc = registry.service(backend.namespace, backend.name)
+    eps: tuple[EndpointInfo, ...] = registry.endpoints(svc, backend.port) if svc else ()
+    zones: dict[str, list[e.EndpointSpec]] = {}
+    for ep in eps:
+        meta: dict[str, Any] = {"workload": ep.workload, "labels": dict(ep.labels)}
+        zones.setdefault(ep.zone, []).append((ep.address, ep.port, ep.healthy, meta))
+    return e.load_assignment(backend.cluster, sorted(zones.items()))
+
+
+# --- routes --------------------------------------------------------------------------------
+
+
+def _route_match(match: HttpMatch) -> route_components_pb2.RouteMatch:
+    rm = route_components_pb2.RouteMatch()
+    if match.path_kind == "exact":
+        rm.path = match.path
+    elif match.path_kind == "regex":
+        rm.safe_regex.CopyFrom(regex_pb2.RegexMatcher(regex=match.path))
+    elif match.path == "/":
+        rm.prefix = "/"
+    else:
+        rm.path_separated_prefix = match.path
+    for name, kind, value in match.headers:
+        rm.headers.append(e.header_matcher(name, kind, value))
+    if match.method:
+        rm.headers.append(e.header_matcher(":method", "exact", match.method))
+    for name, kind, value in match.query:
+        rm.query_parameters.append(e.query_matcher(name, kind, value))
+    if match.grpc:
+        rm.grpc.SetInParent()
+    return rm
+
+
+def _redirect(r: Redirect, match: HttpMatch) -> route_components_pb2.RedirectAction:
+    codes = {301: 0, 302: 1, 303: 2, 307: 3, 308: 4}
+    action = route_components_pb2.RedirectAction(response_code=codes.get(r.status, 1))
+    if r.scheme:
+        action.scheme_redirect = r.scheme
+    if r.host:
+        action.host_redirect = r.host
+    if r.port:
+        action.port_redirect = r.port
+    if r.full_path is not None:
+        action.path_redirect = r.full_path
+    elif r.prefix is not None:
+        action.prefix_rewrite = r.prefix
+    return action
+
+
+def _route(match: HttpMatch, rule: HttpRule, name: str) -> route_components_pb2.Route:
+    route = route_components_pb2.Route(name=name, match=_route_match(match))
+    route.metadata.CopyFrom(e.metadata({"source": rule.source, "rule": rule.name}))
+    if rule.redirect is not None:
+        route.redirect.CopyFrom(_redirect(rule.redirect, match))
+        return route
+    if not rule.backends:
+        # Gateway API: a rule without (valid) backends answers 500.
+        route.direct_response.status = 500
+        route.direct_response.body.inline_string = f"no backend for {rule.source} {rule.name}\n"
+        return route
+    action = route.route
+    clusters = [(b.cluster, b.weight) for b in rule.backends]
+    if len(clusters) == 1:
+        action.cluster = clusters[0][0]
+    else:
+        for cname, weight in clusters:
+            action.weighted_clusters.clusters.append(
+                route_components_pb2.WeightedCluster.ClusterWeight(name=cname, weight=e.u32(weight))
+            )
+    if rule.prefix_rewrite is not None and match.path_kind == "prefix":
+        if rule.prefix_rewrite == "/" and match.path != "/":
+            # Strip the prefix and the slashes after it: /route1/hw2 → /hw2, /route1 → /.
+            action.regex_rewrite.pattern.regex = "^" + re.escape(match.path) + "/*"
+            action.regex_rewrite.substitution = "/"
+        else:
+            action.prefix_rewrite = rule.prefix_rewrite
+    elif rule.full_path_rewrite is not None:
+        action.regex_rewrite.pattern.regex = "^/.*$"
+        action.regex_rewrite.substitution = rule.full_path_rewrite
+    if rule.host_rewrite:
+        action.host_rewrite_literal = rule.host_rewrite
+    if rule.timeout is not None:
+        action.timeout.CopyFrom(e.duration(rule.timeout))
+    ops = rule.request_headers
+    route.request_headers_to_add.extend(e.header_options(ops.set, append=False))
+    route.request_headers_to_add.extend(e.header_options(ops.add, append=True))
+    route.request_headers_to_remove.extend(ops.remove)
+    ops = rule.response_headers
+    route.response_headers_to_add.extend(e.header_options(ops.set, append=False))
+    route.response_headers_to_add.extend(e.header_options(ops.add, append=True))
+    route.response_headers_to_remove.extend(ops.remove)
+    return route
+
+
+def virtual_host(
+    port_routes: PortRoutes, domains: Iterable[str]
+) -> route_components_pb2.VirtualHost:
+    svc, port = port_routes.service, port_routes.port.port
+    vh = route_components_pb2.VirtualHost(
+        name=f"{svc.name}.{svc.namespace}:{port}", domains=domains
+    )
+    for i, (match, rule) in enumerate(port_routes.routes):
+        vh.routes.append(_route(match, rule, f"{rule.source.split(' ', 1)[-1]}:{rule.name}:{i}"))
+        if match == EVERYTHING:
+            break  # nothing after a catch-all can match
+    return vh
+
+
+def outbound_route_table(
+    name: str, routing: Routing, caller_namespace: str, protocols: frozenset[str]
+) -> route_pb2.RouteConfiguration:
+    """Every service port's virtual host, named as a caller in `caller_namespace` names it."""
+    rc = route_pb2.RouteConfiguration(name=name)
+    rc.validate_clusters.value = False
+    for key in sorted(routing.ports):
+        pr = routing.ports[key]
+        if pr.port.protocol not in protocols:
+            continue
+        rc.virtual_hosts.append(
+            virtual_host(pr, service_domains(pr.service, pr.port.port, caller_namespace))
+        )
+    return rc

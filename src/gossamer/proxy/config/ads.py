@@ -1,0 +1,189 @@
+"""The sidecar's ADS client: one gRPC stream to the control plane, reconnecting forever.
+
+The state machine is in state.py; this shell moves DiscoveryRequests/Responses. While the
+control plane is unreachable the proxy keeps serving its last config and retries with
+jittered exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.protobuf import struct_pb2
+from google.rpc import status_pb2  # type: ignore[import-untyped]
+
+from gossamer.core.logs import get_logger
+from gossamer.proxy.config import model as m
+from gossamer.proxy.config.state import AdsState, Request
+
+log = get_logger("proxy.xds")
+
+
+def make_node(node_id: str, cluster: str, metadata: dict[str, Any]) -> base_pb2.Node:
+    meta = struct_pb2.Struct()
+    meta.update(metadata)
+    node = base_pb2.Node(id=node_id, cluster=cluster, metadata=meta)
+    node.user_agent_name = "gossamer"
+    return node
+
+
+@dataclass
+class AdsStatus:
+    connected: bool = False
+    connects: int = 0
+    last_error: str = ""
+    last_change: float = field(default_factory=time.time)
+
+
+class AdsClient:
+    def __init__(
+        self,
+        target: str,
+        node: base_pb2.Node,
+        on_config: Callable[[m.ProxyConfig], None],
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.target = target
+        self.node = node
+        self.on_config = on_config
+        self.token = token
+        self.credentials = credentials
+        self.state = AdsState()
+        self.status = AdsStatus()
+        self._stopped = asyncio.Event()
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self._stopped.is_set():
+            started = time.monotonic()
+            try:
+                await self._stream_once()
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                self._disconnected(f"{exc.code().name}: {exc.details()}")
+            except Exception as exc:  # keep serving; the next attempt may work
+                self._disconnected(repr(exc))
+                log.error("xds stream failed", exc_info=True)
+            if self._stopped.is_set():
+                break
+            if time.monotonic() - started > 10:
+                backoff = 0.1  # the stream was healthy for a while: retry promptly
+            delay = backoff * (0.5 + random.random())
+            backoff = min(backoff * 2, 5.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), delay)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _disconnected(self, reason: str) -> None:
+        if self.status.connected or reason != self.status.last_error:
+            log.warning("xds disconnected; serving the last config", reason=reason)
+        self.status.connected = False
+        self.status.last_error = reason
+        self.status.last_change = time.time()
+
+    async def _stream_once(self) -> None:
+        channel = (
+            grpc.aio.secure_channel(self.target, self.credentials)
+            if self.credentials
+            else grpc.aio.insecure_channel(self.target)
+        )
+        outbox: asyncio.Queue[Request | None] = asyncio.Queue()
+        state = self.state
+        state.reset_nonces()
+        for request in state.initial_requests():
+            outbox.put_nowait(request)
+
+        async def requests() -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
+            while True:
+                item = await outbox.get()
+                if item is None:
+                    return
+                yield self._encode(item)
+
+        metadata = (("authorization", f"Bearer {self.token}"),) if self.token else None
+        ticker: asyncio.Task[None] | None = None
+        try:
+            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+            call = stub.StreamAggregatedResources(requests(), metadata=metadata)
+            ticker = asyncio.create_task(self._tick(outbox))
+            async for response in call:
+                if not self.status.connected:
+                    self.status.connected = True
+                    self.status.connects += 1
+                    self.status.last_error = ""
+                    self.status.last_change = time.time()
+                    log.info("xds connected", target=self.target)
+                out, config = state.on_response(
+                    response.type_url,
+                    response.version_info,
+                    response.nonce,
+                    ((_name(r, response.type_url), r) for r in _unpack(response)),
+                )
+                for request in out:
+                    if request.error:
+                        log.warning(
+                            "config rejected (NACK)", type=request.type_url, error=request.error
+                        )
+                    outbox.put_nowait(request)
+                if config is not None:
+                    self.on_config(config)
+            raise ConnectionError("control plane closed the stream")
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+            outbox.put_nowait(None)
+            await channel.close()
+
+    async def _tick(self, outbox: asyncio.Queue[Request | None]) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            out, config = self.state.tick()
+            for request in out:
+                outbox.put_nowait(request)
+            if config is not None:
+                self.on_config(config)
+
+    def _encode(self, request: Request) -> discovery_pb2.DiscoveryRequest:
+        msg = discovery_pb2.DiscoveryRequest(
+            version_info=request.version,
+            node=self.node,
+            resource_names=list(request.names),
+            type_url=request.type_url,
+            response_nonce=request.nonce,
+        )
+        if request.error:
+            msg.error_detail.CopyFrom(status_pb2.Status(code=3, message=request.error))
+        return msg
+
+
+def _unpack(response: discovery_pb2.DiscoveryResponse) -> list[Any]:
+    from google.protobuf import symbol_database
+
+    from gossamer.proxy.config.support import _import_typed_configs
+
+    _import_typed_configs()
+    out = []
+    for any_msg in response.resources:
+        type_name = any_msg.type_url.rsplit("/", 1)[-1]
+        cls = symbol_database.Default().GetSymbol(type_name)
+        msg = cls()
+        any_msg.Unpack(msg)
+        out.append(msg)
+    return out
+
+
+def _name(resource: Any, type_url: str) -> str:
+    return str(getattr(resource, "name", "") or getattr(resource, "cluster_name", ""))

@@ -1,0 +1,694 @@
+"""xDS protobufs → the sidecar's own config objects. The only module that reads protobufs.
+
+Each `compile_*` function checks the resource against the supported subset first
+(support.check_supported) and raises ConfigError naming the resource, the field and the
+reason; the ADS client turns that into a NACK and keeps the last good config.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Literal
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
+
+from gossamer.proxy.config import model as m
+from gossamer.proxy.config.support import Unsupported, check_supported, unpack_any
+
+LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+RAW_BUFFER = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
+
+
+class ConfigError(ValueError):
+    """A resource the sidecar cannot honour; the message becomes the NACK's error_detail."""
+
+    def __init__(self, kind: str, name: str, path: str, reason: str) -> None:
+        where = f"{path}: " if path else ""
+        super().__init__(f"{kind} {name!r}: {where}{reason}")
+
+
+def _check(kind: str, message: Message) -> None:
+    name = getattr(message, "name", "") or getattr(message, "cluster_name", "")
+    try:
+        check_supported(message, "")
+    except Unsupported as exc:
+        raise ConfigError(kind, name, exc.path, exc.reason) from None
+
+
+def seconds(duration: Duration, default: float | None = None) -> float | None:
+    if duration.seconds == 0 and duration.nanos == 0:
+        return default
+    return float(duration.seconds + duration.nanos / 1e9)
+
+
+def _has(message: Message, field: str) -> bool:
+    return bool(message.HasField(field))
+
+
+# --- matchers ----------------------------------------------------------------------------
+
+
+def _regex(pattern: str, kind: str, name: str, path: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(kind, name, path, f"invalid regex {pattern!r}: {exc}") from None
+
+
+def string_match(sm: Any, kind: str, name: str, path: str, invert: bool = False) -> m.StringMatch:
+    which = sm.WhichOneof("match_pattern")
+    if which is None:
+        raise ConfigError(kind, name, path, "string matcher without a pattern")
+    if which == "safe_regex":
+        pattern = sm.safe_regex.regex
+        return m.StringMatch(
+            "regex", pattern, False, _regex(pattern, kind, name, path + ".safe_regex"), invert
+        )
+    kind_: m.StringMatchKind = which  # one of exact, prefix, suffix, contains
+    return m.StringMatch(kind_, getattr(sm, which), sm.ignore_case, None, invert)
+
+
+def _header_match(hm: Any, kind: str, name: str, path: str) -> m.HeaderMatch:
+    which = hm.WhichOneof("header_match_specifier")
+    header = hm.name.lower()
+    if which == "string_match":
+        return m.HeaderMatch(
+            header, string_match(hm.string_match, kind, name, path, hm.invert_match)
+        )
+    if which == "present_match":
+        present = hm.present_match != hm.invert_match
+        return m.HeaderMatch(header, m.StringMatch("present", invert=not present))
+    if which in ("exact_match", "prefix_match"):
+        legacy: m.StringMatchKind = "exact" if which == "exact_match" else "prefix"
+        return m.HeaderMatch(
+            header, m.StringMatch(legacy, getattr(hm, which), invert=hm.invert_match)
+        )
+    if which is None:  # Envoy: no specifier means "present"
+        return m.HeaderMatch(header, m.StringMatch("present", invert=hm.invert_match))
+    raise ConfigError(kind, name, f"{path}.{which}", "header match kind not supported")
+
+
+def _route_match(rm: Any, kind: str, name: str, path: str) -> m.RouteMatch:
+    which = rm.WhichOneof("path_specifier")
+    case_sensitive = rm.case_sensitive.value if _has(rm, "case_sensitive") else True
+    headers = tuple(
+        _header_match(h, kind, name, f"{path}.headers[{i}]") for i, h in enumerate(rm.headers)
+    )
+    query = []
+    for i, q in enumerate(rm.query_parameters):
+        qpath = f"{path}.query_parameters[{i}]"
+        if q.HasField("string_match"):
+            query.append(m.QueryMatch(q.name, string_match(q.string_match, kind, name, qpath)))
+        else:
+            query.append(m.QueryMatch(q.name, m.StringMatch("present")))
+    common = {
+        "case_sensitive": case_sensitive,
+        "headers": headers,
+        "query": tuple(query),
+        "grpc_only": rm.HasField("grpc"),
+    }
+    if which == "prefix":
+        return m.RouteMatch("prefix", rm.prefix, **common)
+    if which == "path":
+        return m.RouteMatch("exact", rm.path, **common)
+    if which == "path_separated_prefix":
+        return m.RouteMatch("path_separated_prefix", rm.path_separated_prefix, **common)
+    if which == "safe_regex":
+        pattern = rm.safe_regex.regex
+        compiled = _regex(pattern, kind, name, f"{path}.safe_regex")
+        return m.RouteMatch("regex", pattern, compiled, **common)
+    raise ConfigError(kind, name, path, "route match needs prefix, path or safe_regex")
+
+
+# --- headers -----------------------------------------------------------------------------
+
+
+def _mutation(to_add: Iterable[Any], to_remove: Iterable[str]) -> m.HeaderMutation:
+    set_: list[tuple[str, str]] = []
+    add: list[tuple[str, str]] = []
+    for option in to_add:
+        key, value = option.header.key.lower(), option.header.value
+        # APPEND_IF_EXISTS_OR_ADD (0) appends; OVERWRITE_IF_EXISTS_OR_ADD (2) replaces.
+        append = option.append.value if option.HasField("append") else option.append_action == 0
+        (add if append else set_).append((key, value))
+    return m.HeaderMutation(tuple(h.lower() for h in to_remove), tuple(set_), tuple(add))
+
+
+def _mutations(msg: Any) -> tuple[m.HeaderMutation, m.HeaderMutation]:
+    return (
+        _mutation(msg.request_headers_to_add, msg.request_headers_to_remove),
+        _mutation(msg.response_headers_to_add, msg.response_headers_to_remove),
+    )
+
+
+# --- routes ------------------------------------------------------------------------------
+
+
+def _cumulative(weights: Iterable[int]) -> tuple[int, ...]:
+    total, out = 0, []
+    for w in weights:
+        total += w
+        out.append(total)
+    return tuple(out)
+
+
+def _retry(rp: Any) -> m.RetryPolicy:
+    retry_on = frozenset(x.strip() for x in rp.retry_on.split(",") if x.strip())
+    base = seconds(rp.retry_back_off.base_interval, 0.025) or 0.025
+    return m.RetryPolicy(
+        retry_on=retry_on,
+        num_retries=rp.num_retries.value if rp.HasField("num_retries") else 1,
+        per_try_timeout=seconds(rp.per_try_timeout),
+        retriable_status_codes=frozenset(rp.retriable_status_codes),
+        base_interval=base,
+        max_interval=seconds(rp.retry_back_off.max_interval, base * 10) or base * 10,
+    )
+
+
+def _hash_policy(hp: Any) -> m.HashPolicy:
+    which = hp.WhichOneof("policy_specifier")
+    if which == "header":
+        return m.HashPolicy("header", hp.header.header_name.lower(), hp.terminal)
+    if which == "cookie":
+        return m.HashPolicy("cookie", hp.cookie.name, hp.terminal)
+    if which == "query_parameter":
+        return m.HashPolicy("query", hp.query_parameter.name, hp.terminal)
+    return m.HashPolicy("source_ip", "", hp.terminal)
+
+
+def _route_action(ra: Any, kind: str, name: str, path: str) -> m.RouteAction:
+    which = ra.WhichOneof("cluster_specifier")
+    if which == "cluster":
+        clusters: tuple[m.WeightedCluster, ...] = (m.WeightedCluster(ra.cluster, 1),)
+    elif which == "weighted_clusters":
+        clusters = tuple(
+            m.WeightedCluster(c.name, c.weight.value, *_mutations(c))
+            for c in ra.weighted_clusters.clusters
+        )
+        if not clusters or sum(c.weight for c in clusters) <= 0:
+            raise ConfigError(kind, name, f"{path}.weighted_clusters", "weights sum to 0")
+    else:
+        raise ConfigError(kind, name, path, "route action needs cluster or weighted_clusters")
+    regex_rewrite = None
+    if ra.HasField("regex_rewrite"):
+        pattern = _regex(ra.regex_rewrite.pattern.regex, kind, name, f"{path}.regex_rewrite")
+        regex_rewrite = (pattern, ra.regex_rewrite.substitution)
+    timeout = seconds(ra.timeout, None) if ra.HasField("timeout") else 15.0  # Envoy's default
+    if ra.HasField("max_stream_duration") and ra.max_stream_duration.HasField(
+        "max_stream_duration"
+    ):
+        timeout = seconds(ra.max_stream_duration.max_stream_duration, timeout)
+    return m.RouteAction(
+        clusters=clusters,
+        total_weight=sum(c.weight for c in clusters),
+        prefix_rewrite=ra.prefix_rewrite or None,
+        regex_rewrite=regex_rewrite,
+        host_rewrite=ra.host_rewrite_literal or None,
+        timeout=timeout,
+        idle_timeout=seconds(ra.idle_timeout) if ra.HasField("idle_timeout") else None,
+        retry=_retry(ra.retry_policy) if ra.HasField("retry_policy") else None,
+        hash_policies=tuple(_hash_policy(h) for h in ra.hash_policy),
+        cumulative=_cumulative(c.weight for c in clusters),
+    )
+
+
+def _redirect(rd: Any) -> m.Redirect:
+    codes = {0: 301, 1: 302, 2: 303, 3: 307, 4: 308}
+    scheme = "https" if rd.https_redirect else (rd.scheme_redirect or None)
+    return m.Redirect(
+        status=codes.get(rd.response_code, 301),
+        scheme=scheme,
+        host=rd.host_redirect or None,
+        port=rd.port_redirect or None,
+        path=rd.path_redirect or None,
+        prefix_rewrite=rd.prefix_rewrite or None,
+    )
+
+
+def _route(r: Any, kind: str, name: str, path: str) -> m.Route:
+    match = _route_match(r.match, kind, name, f"{path}.match")
+    which = r.WhichOneof("action")
+    action: m.RouteAction | m.DirectResponse | m.Redirect
+    if which == "route":
+        action = _route_action(r.route, kind, name, f"{path}.route")
+    elif which == "direct_response":
+        body = r.direct_response.body
+        text = body.inline_bytes or body.inline_string.encode()
+        action = m.DirectResponse(r.direct_response.status, text)
+    elif which == "redirect":
+        action = _redirect(r.redirect)
+    else:
+        raise ConfigError(kind, name, path, "route needs route, redirect or direct_response")
+    meta: dict[str, str] = {}
+    if r.HasField("metadata") and "gossamer" in r.metadata.filter_metadata:
+        meta = {k: str(v) for k, v in _struct(r.metadata.filter_metadata["gossamer"]).items()}
+    req, resp = _mutations(r)
+    return m.Route(r.name, match, action, req, resp, MappingProxyType(meta))
+
+
+def _struct(struct: Any) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
+    result: dict[str, Any] = MessageToDict(struct)
+    return result
+
+
+def route_table(name: str, virtual_hosts: Iterable[m.VirtualHost]) -> m.RouteTable:
+    """Precompute the domain lookup (exact, *.suffix, prefix.*, *) of a route table."""
+    vhs = tuple(virtual_hosts)
+    exact: dict[str, m.VirtualHost] = {}
+    suffixes: list[tuple[str, m.VirtualHost]] = []
+    prefixes: list[tuple[str, m.VirtualHost]] = []
+    default = None
+    for vh in vhs:
+        for domain in vh.domains:
+            d = domain.lower()
+            if d == "*":
+                default = default or vh
+            elif d.startswith("*"):
+                suffixes.append((d[1:], vh))
+            elif d.endswith("*"):
+                prefixes.append((d[:-1], vh))
+            else:
+                exact.setdefault(d, vh)
+    suffixes.sort(key=lambda item: -len(item[0]))
+    prefixes.sort(key=lambda item: -len(item[0]))
+    return m.RouteTable(
+        name, vhs, MappingProxyType(exact), tuple(suffixes), tuple(prefixes), default
+    )
+
+
+def compile_route_configuration(rc: Any) -> m.RouteTable:
+    _check("RouteConfiguration", rc)
+    return _route_configuration(rc, "RouteConfiguration", rc.name)
+
+
+def _route_configuration(rc: Any, kind: str, name: str) -> m.RouteTable:
+    vhs = []
+    seen: set[str] = set()
+    for i, vh in enumerate(rc.virtual_hosts):
+        path = f"virtual_hosts[{i}]"
+        for domain in vh.domains:
+            if domain.lower() in seen:
+                raise ConfigError(kind, name, f"{path}.domains", f"domain {domain!r} is repeated")
+            seen.add(domain.lower())
+        routes = tuple(
+            _route(r, kind, name, f"{path}.routes[{j}]") for j, r in enumerate(vh.routes)
+        )
+        vhs.append(m.VirtualHost(vh.name, tuple(vh.domains), routes, *_mutations(vh)))
+    table = route_table(rc.name, vhs)
+    if rc.request_headers_to_remove:
+        table = m.RouteTable(
+            table.name,
+            table.virtual_hosts,
+            table.exact,
+            table.suffixes,
+            table.prefixes,
+            table.default,
+            tuple(h.lower() for h in rc.request_headers_to_remove),
+        )
+    return table
+
+
+# --- listeners ---------------------------------------------------------------------------
+
+
+def _sds_name(configs: Any, kind: str, name: str, path: str) -> str:
+    if len(configs) != 1:
+        raise ConfigError(kind, name, path, "exactly one SDS certificate is supported")
+    return str(configs[0].name)
+
+
+def _downstream_tls(ts: Any, kind: str, name: str, path: str) -> m.DownstreamTls | None:
+    type_name = ts.typed_config.type_url.rsplit("/", 1)[-1]
+    if type_name == RAW_BUFFER:
+        return None
+    ctx = unpack_any(ts.typed_config)
+    common = ctx.common_tls_context
+    cert = _sds_name(
+        common.tls_certificate_sds_secret_configs,
+        kind,
+        name,
+        f"{path}.common_tls_context.tls_certificate_sds_secret_configs",
+    )
+    trust, sans = _validation(common)
+    alpn = tuple(common.alpn_protocols) or ("http/1.1",)
+    if ctx.require_client_certificate.value and not trust:
+        raise ConfigError(kind, name, path, "client certificates required but no trust bundle")
+    return m.DownstreamTls(cert, trust, sans, alpn)
+
+
+def _validation(common: Any) -> tuple[str | None, tuple[str, ...]]:
+    which = common.WhichOneof("validation_context_type")
+    if which == "validation_context_sds_secret_config":
+        return common.validation_context_sds_secret_config.name, ()
+    if which == "combined_validation_context":
+        cvc = common.combined_validation_context
+        sans = tuple(
+            s.matcher.exact or (s.matcher.prefix + "*")
+            for s in cvc.default_validation_context.match_typed_subject_alt_names
+        )
+        return cvc.validation_context_sds_secret_config.name or None, sans
+    return None, ()
+
+
+def _upstream_tls(ts: Any, kind: str, name: str) -> m.UpstreamTls | None:
+    type_name = ts.typed_config.type_url.rsplit("/", 1)[-1]
+    if type_name == RAW_BUFFER:
+        return None
+    ctx = unpack_any(ts.typed_config)
+    common = ctx.common_tls_context
+    cert = None
+    if common.tls_certificate_sds_secret_configs:
+        cert = _sds_name(
+            common.tls_certificate_sds_secret_configs,
+            kind,
+            name,
+            "transport_socket.common_tls_context",
+        )
+    trust, sans = _validation(common)
+    return m.UpstreamTls(
+        sni=ctx.sni,
+        alpn=tuple(common.alpn_protocols),
+        certificate_secret=cert,
+        trust_secret=trust,
+        verify_san_uris=sans,
+    )
+
+
+def _hcm(hcm: Any, kind: str, name: str, path: str, direction: str) -> m.HttpConnectionManager:
+    which = hcm.WhichOneof("route_specifier")
+    rds_name = None
+    table = None
+    if which == "rds":
+        if not hcm.rds.config_source.HasField("ads"):
+            raise ConfigError(kind, name, f"{path}.rds.config_source", "only ADS is supported")
+        rds_name = hcm.rds.route_config_name
+    elif which == "route_config":
+        table = _route_configuration(hcm.route_config, kind, name)
+    else:
+        raise ConfigError(kind, name, path, "needs rds or route_config")
+    filters = []
+    for i, f in enumerate(hcm.http_filters):
+        type_name = f.typed_config.type_url.rsplit("/", 1)[-1]
+        filters.append(m.HttpFilter(type_name.rsplit(".", 1)[-1].lower()))
+        if i == len(hcm.http_filters) - 1 and not type_name.endswith("router.v3.Router"):
+            raise ConfigError(kind, name, f"{path}.http_filters", "the last filter must be router")
+    if not filters:
+        raise ConfigError(kind, name, f"{path}.http_filters", "needs the router filter")
+    codec = hcm.codec_type
+    if codec not in (0, 1):  # AUTO, HTTP1
+        raise ConfigError(kind, name, f"{path}.codec_type", "only AUTO and HTTP1 are supported")
+    return m.HttpConnectionManager(
+        stat_prefix=hcm.stat_prefix,
+        route_config_name=rds_name,
+        route_table=table,
+        filters=tuple(filters),
+        forward_proxy=hcm.http_protocol_options.allow_absolute_url.value,
+        request_timeout=seconds(hcm.request_timeout),
+        stream_idle_timeout=seconds(hcm.stream_idle_timeout, 300.0)
+        if not hcm.HasField("stream_idle_timeout")
+        else seconds(hcm.stream_idle_timeout),
+        idle_timeout=seconds(hcm.common_http_protocol_options.idle_timeout, 3600.0),
+        max_request_headers_kb=hcm.max_request_headers_kb.value or 60,
+        generate_request_id=hcm.generate_request_id.value
+        if hcm.HasField("generate_request_id")
+        else True,
+        xff_append=not hcm.skip_xff_append,
+        direction="inbound" if direction == "inbound" else "outbound",
+    )
+
+
+def _tcp_proxy(tp: Any, kind: str, name: str, path: str) -> m.TcpProxy:
+    which = tp.WhichOneof("cluster_specifier")
+    if which == "cluster":
+        clusters: tuple[m.WeightedCluster, ...] = (m.WeightedCluster(tp.cluster, 1),)
+    elif which == "weighted_clusters":
+        clusters = tuple(m.WeightedCluster(c.name, c.weight) for c in tp.weighted_clusters.clusters)
+    else:
+        raise ConfigError(kind, name, path, "tcp_proxy needs cluster or weighted_clusters")
+    total = sum(c.weight for c in clusters)
+    if total <= 0:
+        raise ConfigError(kind, name, path, "weights sum to 0")
+    return m.TcpProxy(
+        stat_prefix=tp.stat_prefix,
+        clusters=clusters,
+        total_weight=total,
+        idle_timeout=seconds(tp.idle_timeout, 3600.0) if tp.HasField("idle_timeout") else 3600.0,
+        cumulative=_cumulative(c.weight for c in clusters),
+    )
+
+
+def compile_listener(lst: Any) -> m.Listener:
+    kind, name = "Listener", lst.name
+    _check(kind, lst)
+    if not lst.HasField("address") or not lst.address.HasField("socket_address"):
+        raise ConfigError(kind, name, "address", "a socket address is required")
+    sa = lst.address.socket_address
+    if sa.protocol != 0:
+        raise ConfigError(kind, name, "address.socket_address.protocol", "only TCP is supported")
+    direction: Literal["inbound", "outbound"] = (
+        "inbound" if lst.traffic_direction == 1 else "outbound"
+    )
+    chains = list(lst.filter_chains)
+    if not chains:
+        raise ConfigError(kind, name, "filter_chains", "at least one filter chain is required")
+    # PERMISSIVE mTLS: a "tls" chain and a "raw_buffer" chain with the same filters.
+    allow_plaintext = False
+    if len(chains) == 2:
+        protos = {c.filter_chain_match.transport_protocol for c in chains}
+        if protos != {"tls", "raw_buffer"}:
+            raise ConfigError(
+                kind,
+                name,
+                "filter_chains",
+                "two chains are only supported as one 'tls' and one 'raw_buffer' chain",
+            )
+        allow_plaintext = True
+        chains.sort(key=lambda c: c.filter_chain_match.transport_protocol != "tls")
+    elif len(chains) > 2:
+        raise ConfigError(kind, name, "filter_chains", "at most two filter chains are supported")
+    chain = chains[0]
+    if len(chain.filters) != 1:
+        raise ConfigError(
+            kind, name, "filter_chains[0].filters", "exactly one network filter is supported"
+        )
+    flt = chain.filters[0]
+    type_name = flt.typed_config.type_url.rsplit("/", 1)[-1]
+    path = "filter_chains[0].filters[0]"
+    handler: m.HttpConnectionManager | m.TcpProxy
+    if type_name == HCM:
+        handler = _hcm(unpack_any(flt.typed_config), kind, name, path, direction)
+    elif type_name == TCP_PROXY:
+        handler = _tcp_proxy(unpack_any(flt.typed_config), kind, name, path)
+    else:
+        raise ConfigError(kind, name, path, f"network filter {type_name} is not supported")
+    tls = None
+    if chain.HasField("transport_socket"):
+        tls = _downstream_tls(chain.transport_socket, kind, name, "filter_chains[0]")
+        if tls is not None and allow_plaintext:
+            tls = m.DownstreamTls(
+                tls.certificate_secret, tls.trust_secret, tls.verify_san_uris, tls.alpn, True
+            )
+    return m.Listener(name, sa.address, sa.port_value, direction, handler, tls)
+
+
+# --- clusters ----------------------------------------------------------------------------
+
+_CLUSTER_TYPES = {0: "static", 1: "strict_dns", 2: "logical_dns", 3: "eds", 4: "original_dst"}
+_LB_POLICIES = {0: "round_robin", 1: "least_request", 2: "ring_hash", 3: "random", 5: "maglev"}
+
+
+def compile_cluster(c: Any) -> m.Cluster:
+    kind, name = "Cluster", c.name
+    _check(kind, c)
+    ctype = _CLUSTER_TYPES.get(c.type)
+    if ctype is None:
+        raise ConfigError(kind, name, "type", "cluster type not supported")
+    if ctype == "eds" and not c.eds_cluster_config.eds_config.HasField("ads"):
+        raise ConfigError(kind, name, "eds_cluster_config.eds_config", "only ADS is supported")
+    lb = _LB_POLICIES.get(c.lb_policy)
+    if lb is None:
+        raise ConfigError(kind, name, "lb_policy", "load balancing policy not supported")
+    meta: dict[str, str] = {}
+    if "gossamer" in c.metadata.filter_metadata:
+        meta = {k: str(v) for k, v in _struct(c.metadata.filter_metadata["gossamer"]).items()}
+    if meta.get("lb") == "peak_ewma":  # Envoy has no PeakEWMA; we carry it as metadata
+        lb = "peak_ewma"
+    breaker = m.CircuitBreaker()
+    for t in c.circuit_breakers.thresholds:
+        if t.priority == 0:
+            breaker = m.CircuitBreaker(
+                t.max_connections.value if t.HasField("max_connections") else 1024,
+                t.max_pending_requests.value if t.HasField("max_pending_requests") else 1024,
+                t.max_requests.value if t.HasField("max_requests") else 1024,
+                t.max_retries.value if t.HasField("max_retries") else 3,
+            )
+    outlier = _outlier(c.outlier_detection) if c.HasField("outlier_detection") else None
+    health = None
+    if c.health_checks:
+        if len(c.health_checks) > 1:
+            raise ConfigError(kind, name, "health_checks", "one health check per cluster")
+        health = _health_check(c.health_checks[0], kind, name)
+    endpoints: tuple[m.Endpoint, ...] = ()
+    if c.HasField("load_assignment"):
+        endpoints = compile_endpoints(c.load_assignment)
+    tls = _upstream_tls(c.transport_socket, kind, name) if c.HasField("transport_socket") else None
+    return m.Cluster(
+        name=name,
+        kind=ctype,  # type: ignore[arg-type]
+        endpoints=endpoints,
+        lb_policy=lb,  # type: ignore[arg-type]
+        choice_count=c.least_request_lb_config.choice_count.value or 2,
+        ring_size=c.ring_hash_lb_config.minimum_ring_size.value or 1024,
+        connect_timeout=seconds(c.connect_timeout, 5.0) or 5.0,
+        protocol="tcp" if meta.get("protocol") == "tcp" else "http1",
+        tls=tls,
+        circuit_breaker=breaker,
+        outlier=outlier,
+        health_check=health,
+        idle_timeout=seconds(c.common_http_protocol_options.idle_timeout, 60.0) or 60.0,
+        metadata=MappingProxyType(meta),
+    )
+
+
+def _outlier(od: Any) -> m.OutlierDetection:
+    def u32(field: str, default: int | None) -> int | None:
+        return int(getattr(od, field).value) if od.HasField(field) else default
+
+    return m.OutlierDetection(
+        interval=seconds(od.interval, 10.0) or 10.0,
+        base_ejection_time=seconds(od.base_ejection_time, 30.0) or 30.0,
+        max_ejection_time=seconds(od.max_ejection_time, 300.0) or 300.0,
+        max_ejection_percent=float(u32("max_ejection_percent", 10) or 10),
+        consecutive_5xx=u32("consecutive_5xx", 5),
+        consecutive_gateway_errors=u32("consecutive_gateway_failure", None),
+        success_rate_minimum_hosts=u32("success_rate_minimum_hosts", None),
+        success_rate_request_volume=u32("success_rate_request_volume", 100) or 100,
+        success_rate_stdev_factor=(u32("success_rate_stdev_factor", 1900) or 1900) / 1000,
+    )
+
+
+def _health_check(hc: Any, kind: str, name: str) -> m.HealthCheck:
+    which = hc.WhichOneof("health_checker")
+    interval = seconds(hc.interval, 10.0) or 10.0
+    timeout = seconds(hc.timeout, 1.0) or 1.0
+    healthy = hc.healthy_threshold.value or 1
+    unhealthy = hc.unhealthy_threshold.value or 3
+    jitter = seconds(hc.interval_jitter, 0.0) or 0.0
+    if which == "http_health_check":
+        h = hc.http_health_check
+        statuses = tuple((r.start, r.end) for r in h.expected_statuses) or ((200, 400),)
+        return m.HealthCheck(
+            "http",
+            interval,
+            timeout,
+            healthy,
+            unhealthy,
+            jitter,
+            path=h.path or "/",
+            host=h.host,
+            expected_statuses=statuses,
+        )
+    if which == "tcp_health_check":
+        # Envoy's payloads are hex text.
+        t = hc.tcp_health_check
+        send = bytes.fromhex(t.send.text) if t.HasField("send") else b""
+        receive = b"".join(bytes.fromhex(p.text) for p in t.receive)
+        return m.HealthCheck(
+            "tcp", interval, timeout, healthy, unhealthy, jitter, send=send, receive=receive
+        )
+    if which == "grpc_health_check":
+        return m.HealthCheck(
+            "grpc",
+            interval,
+            timeout,
+            healthy,
+            unhealthy,
+            jitter,
+            grpc_service=hc.grpc_health_check.service_name,
+        )
+    raise ConfigError(kind, name, "health_checks[0]", "needs an http, tcp or grpc health check")
+
+
+def compile_endpoints(cla: Any) -> tuple[m.Endpoint, ...]:
+    _check("ClusterLoadAssignment", cla)
+    out = []
+    for group in cla.endpoints:
+        zone = group.locality.zone
+        for lb in group.lb_endpoints:
+            sa = lb.endpoint.address.socket_address
+            labels: dict[str, str] = {}
+            workload = ""
+            if "gossamer" in lb.metadata.filter_metadata:
+                data = _struct(lb.metadata.filter_metadata["gossamer"])
+                workload = str(data.pop("workload", ""))
+                labels = {k: str(v) for k, v in data.get("labels", {}).items()}
+            out.append(
+                m.Endpoint(
+                    address=sa.address,
+                    port=sa.port_value,
+                    weight=lb.load_balancing_weight.value or 1,
+                    zone=zone,
+                    priority=group.priority,
+                    # UNKNOWN (0) and HEALTHY (1) take traffic; UNHEALTHY, DRAINING... do not.
+                    healthy=lb.health_status in (0, 1),
+                    labels=MappingProxyType(labels),
+                    workload=workload,
+                )
+            )
+    return tuple(out)
+
+
+def compile_secret(s: Any) -> m.Secret:
+    _check("Secret", s)
+
+    def data(ds: Any) -> bytes:
+        return bytes(ds.inline_bytes) or ds.inline_string.encode()
+
+    return m.Secret(
+        name=s.name,
+        certificate_chain=data(s.tls_certificate.certificate_chain),
+        private_key=data(s.tls_certificate.private_key),
+        trusted_ca=data(s.validation_context.trusted_ca),
+    )
+
+
+def assemble(
+    listeners: Mapping[str, m.Listener],
+    routes: Mapping[str, m.RouteTable],
+    clusters: Mapping[str, m.Cluster],
+    endpoints: Mapping[str, tuple[m.Endpoint, ...]],
+    secrets: Mapping[str, m.Secret],
+    versions: Mapping[str, str],
+) -> m.ProxyConfig:
+    """One consistent ProxyConfig: EDS endpoints folded into their clusters."""
+    merged = {}
+    for name, cluster in clusters.items():
+        if cluster.kind == "eds":
+            eps = endpoints.get(name, ())
+            cluster = m.Cluster(**{**_fields(cluster), "endpoints": eps})
+        merged[name] = cluster
+    return m.ProxyConfig(
+        listeners=MappingProxyType(dict(listeners)),
+        routes=MappingProxyType(dict(routes)),
+        clusters=MappingProxyType(merged),
+        secrets=MappingProxyType(dict(secrets)),
+        versions=MappingProxyType(dict(versions)),
+    )
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}

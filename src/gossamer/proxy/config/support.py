@@ -1,0 +1,425 @@
+"""The subset of Envoy's xDS API the sidecar honours, as data.
+
+Every field set in a received resource must be listed here, or the resource is NACKed
+with the field's path: the sidecar never silently ignores configuration it cannot apply.
+docs/xds-support.md is generated from this table (a test keeps them in sync).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from google.protobuf.message import Message
+
+# Message full name → the fields the sidecar honours. A message not listed is accepted
+# whole only if it is a well-known protobuf type (below).
+SUPPORTED: Mapping[str, frozenset[str]] = {
+    # --- listener ---
+    "envoy.config.listener.v3.Listener": frozenset(
+        {
+            "name",
+            "address",
+            "filter_chains",
+            "traffic_direction",
+            "listener_filters",
+            "per_connection_buffer_limit_bytes",
+            "metadata",
+            "stat_prefix",
+        }
+    ),
+    "envoy.config.listener.v3.ListenerFilter": frozenset({"name", "typed_config"}),
+    "envoy.config.core.v3.Address": frozenset({"socket_address"}),
+    "envoy.config.core.v3.SocketAddress": frozenset({"address", "port_value", "protocol"}),
+    "envoy.config.listener.v3.FilterChain": frozenset(
+        {"name", "filters", "transport_socket", "filter_chain_match"}
+    ),
+    "envoy.config.listener.v3.FilterChainMatch": frozenset({"transport_protocol"}),
+    "envoy.config.listener.v3.Filter": frozenset({"name", "typed_config"}),
+    "envoy.config.core.v3.TransportSocket": frozenset({"name", "typed_config"}),
+    "envoy.config.core.v3.Metadata": frozenset({"filter_metadata"}),
+    # --- HTTP connection manager ---
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager": (
+        frozenset(
+            {
+                "stat_prefix",
+                "codec_type",
+                "rds",
+                "route_config",
+                "http_filters",
+                "request_timeout",
+                "stream_idle_timeout",
+                "common_http_protocol_options",
+                "http_protocol_options",
+                "use_remote_address",
+                "generate_request_id",
+                "max_request_headers_kb",
+                "xff_num_trusted_hops",
+                "skip_xff_append",
+                "upgrade_configs",
+            }
+        )
+    ),
+    "envoy.extensions.filters.network.http_connection_manager.v3.Rds": frozenset(
+        {"config_source", "route_config_name"}
+    ),
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": frozenset(
+        {"name", "typed_config"}
+    ),
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    ".UpgradeConfig": frozenset({"upgrade_type"}),
+    "envoy.config.core.v3.ConfigSource": frozenset({"ads", "resource_api_version"}),
+    "envoy.config.core.v3.AggregatedConfigSource": frozenset(),
+    "envoy.config.core.v3.HttpProtocolOptions": frozenset({"idle_timeout"}),
+    "envoy.config.core.v3.Http1ProtocolOptions": frozenset(
+        {"accept_http_10", "allow_absolute_url"}
+    ),
+    "envoy.extensions.filters.http.router.v3.Router": frozenset(),
+    # --- TCP proxy ---
+    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy": frozenset(
+        {"stat_prefix", "cluster", "weighted_clusters", "idle_timeout"}
+    ),
+    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster": frozenset(
+        {"clusters"}
+    ),
+    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight": (
+        frozenset({"name", "weight"})
+    ),
+    # --- routes ---
+    "envoy.config.route.v3.RouteConfiguration": frozenset(
+        {
+            "name",
+            "virtual_hosts",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+            "validate_clusters",
+        }
+    ),
+    "envoy.config.route.v3.VirtualHost": frozenset(
+        {
+            "name",
+            "domains",
+            "routes",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+        }
+    ),
+    "envoy.config.route.v3.Route": frozenset(
+        {
+            "name",
+            "match",
+            "route",
+            "redirect",
+            "direct_response",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+            "metadata",
+        }
+    ),
+    "envoy.config.route.v3.RouteMatch": frozenset(
+        {
+            "prefix",
+            "path",
+            "safe_regex",
+            "path_separated_prefix",
+            "case_sensitive",
+            "headers",
+            "query_parameters",
+            "grpc",
+        }
+    ),
+    "envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions": frozenset(),
+    "envoy.config.route.v3.HeaderMatcher": frozenset(
+        {"name", "string_match", "present_match", "invert_match", "exact_match", "prefix_match"}
+    ),
+    "envoy.config.route.v3.QueryParameterMatcher": frozenset(
+        {"name", "string_match", "present_match"}
+    ),
+    "envoy.type.matcher.v3.StringMatcher": frozenset(
+        {"exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"}
+    ),
+    "envoy.type.matcher.v3.RegexMatcher": frozenset({"regex", "google_re2"}),
+    "envoy.type.matcher.v3.RegexMatcher.GoogleRE2": frozenset(),
+    "envoy.type.matcher.v3.RegexMatchAndSubstitute": frozenset({"pattern", "substitution"}),
+    "envoy.config.route.v3.RouteAction": frozenset(
+        {
+            "cluster",
+            "weighted_clusters",
+            "prefix_rewrite",
+            "regex_rewrite",
+            "host_rewrite_literal",
+            "timeout",
+            "idle_timeout",
+            "retry_policy",
+            "hash_policy",
+            "cluster_not_found_response_code",
+            "max_stream_duration",
+        }
+    ),
+    "envoy.config.route.v3.RouteAction.MaxStreamDuration": frozenset(
+        {"max_stream_duration", "grpc_timeout_header_max"}
+    ),
+    "envoy.config.route.v3.WeightedCluster": frozenset({"clusters", "total_weight"}),
+    "envoy.config.route.v3.WeightedCluster.ClusterWeight": frozenset(
+        {
+            "name",
+            "weight",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+        }
+    ),
+    "envoy.config.route.v3.RetryPolicy": frozenset(
+        {"retry_on", "num_retries", "per_try_timeout", "retry_back_off", "retriable_status_codes"}
+    ),
+    "envoy.config.route.v3.RetryPolicy.RetryBackOff": frozenset({"base_interval", "max_interval"}),
+    "envoy.config.route.v3.RouteAction.HashPolicy": frozenset(
+        {"header", "cookie", "connection_properties", "query_parameter", "terminal"}
+    ),
+    "envoy.config.route.v3.RouteAction.HashPolicy.Header": frozenset({"header_name"}),
+    "envoy.config.route.v3.RouteAction.HashPolicy.Cookie": frozenset({"name"}),
+    "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties": frozenset({"source_ip"}),
+    "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter": frozenset({"name"}),
+    "envoy.config.route.v3.RedirectAction": frozenset(
+        {
+            "scheme_redirect",
+            "https_redirect",
+            "host_redirect",
+            "port_redirect",
+            "path_redirect",
+            "prefix_rewrite",
+            "response_code",
+            "strip_query",
+        }
+    ),
+    "envoy.config.route.v3.DirectResponseAction": frozenset({"status", "body"}),
+    "envoy.config.core.v3.DataSource": frozenset({"inline_bytes", "inline_string"}),
+    "envoy.config.core.v3.HeaderValueOption": frozenset({"header", "append", "append_action"}),
+    "envoy.config.core.v3.HeaderValue": frozenset({"key", "value"}),
+    # --- clusters and endpoints ---
+    "envoy.config.cluster.v3.Cluster": frozenset(
+        {
+            "name",
+            "type",
+            "eds_cluster_config",
+            "connect_timeout",
+            "lb_policy",
+            "load_assignment",
+            "circuit_breakers",
+            "outlier_detection",
+            "health_checks",
+            "least_request_lb_config",
+            "ring_hash_lb_config",
+            "common_lb_config",
+            "transport_socket",
+            "metadata",
+            "per_connection_buffer_limit_bytes",
+            "common_http_protocol_options",
+        }
+    ),
+    "envoy.config.cluster.v3.Cluster.EdsClusterConfig": frozenset({"eds_config", "service_name"}),
+    "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": frozenset({"choice_count"}),
+    "envoy.config.cluster.v3.Cluster.RingHashLbConfig": frozenset(
+        {"minimum_ring_size", "maximum_ring_size"}
+    ),
+    "envoy.config.cluster.v3.Cluster.CommonLbConfig": frozenset({"locality_weighted_lb_config"}),
+    "envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig": frozenset(),
+    "envoy.config.cluster.v3.CircuitBreakers": frozenset({"thresholds"}),
+    "envoy.config.cluster.v3.CircuitBreakers.Thresholds": frozenset(
+        {"priority", "max_connections", "max_pending_requests", "max_requests", "max_retries"}
+    ),
+    "envoy.config.cluster.v3.OutlierDetection": frozenset(
+        {
+            "consecutive_5xx",
+            "consecutive_gateway_failure",
+            "interval",
+            "base_ejection_time",
+            "max_ejection_time",
+            "max_ejection_percent",
+            "enforcing_consecutive_5xx",
+            "enforcing_consecutive_gateway_failure",
+            "enforcing_success_rate",
+            "success_rate_minimum_hosts",
+            "success_rate_request_volume",
+            "success_rate_stdev_factor",
+        }
+    ),
+    "envoy.config.core.v3.HealthCheck": frozenset(
+        {
+            "timeout",
+            "interval",
+            "interval_jitter",
+            "healthy_threshold",
+            "unhealthy_threshold",
+            "http_health_check",
+            "tcp_health_check",
+            "grpc_health_check",
+        }
+    ),
+    "envoy.config.core.v3.HealthCheck.HttpHealthCheck": frozenset(
+        {"host", "path", "expected_statuses"}
+    ),
+    "envoy.type.v3.Int64Range": frozenset({"start", "end"}),
+    "envoy.config.core.v3.HealthCheck.TcpHealthCheck": frozenset({"send", "receive"}),
+    "envoy.config.core.v3.HealthCheck.Payload": frozenset({"text"}),
+    "envoy.config.core.v3.HealthCheck.GrpcHealthCheck": frozenset({"service_name", "authority"}),
+    "envoy.config.endpoint.v3.ClusterLoadAssignment": frozenset({"cluster_name", "endpoints"}),
+    "envoy.config.endpoint.v3.LocalityLbEndpoints": frozenset(
+        {"locality", "lb_endpoints", "load_balancing_weight", "priority"}
+    ),
+    "envoy.config.core.v3.Locality": frozenset({"region", "zone", "sub_zone"}),
+    "envoy.config.endpoint.v3.LbEndpoint": frozenset(
+        {"endpoint", "health_status", "load_balancing_weight", "metadata"}
+    ),
+    "envoy.config.endpoint.v3.Endpoint": frozenset({"address", "hostname"}),
+    # --- TLS and secrets ---
+    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext": frozenset(
+        {"common_tls_context", "sni"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext": frozenset(
+        {"common_tls_context", "require_client_certificate"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext": frozenset(
+        {
+            "tls_certificate_sds_secret_configs",
+            "validation_context_sds_secret_config",
+            "combined_validation_context",
+            "alpn_protocols",
+            "tls_params",
+        }
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext": (  # noqa: E501
+        frozenset({"default_validation_context", "validation_context_sds_secret_config"})
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.TlsParameters": frozenset(
+        {"tls_minimum_protocol_version", "tls_maximum_protocol_version"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig": frozenset({"name", "sds_config"}),
+    "envoy.extensions.transport_sockets.tls.v3.Secret": frozenset(
+        {"name", "tls_certificate", "validation_context"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.TlsCertificate": frozenset(
+        {"certificate_chain", "private_key"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext": frozenset(
+        {"trusted_ca", "match_typed_subject_alt_names"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher": frozenset(
+        {"san_type", "matcher"}
+    ),
+    "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer": frozenset(),
+    "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector": frozenset(),
+}
+
+# Typed configs the sidecar understands, by type URL, where an Any may appear.
+KNOWN_TYPED_CONFIGS: frozenset[str] = frozenset(
+    {
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "envoy.extensions.filters.http.router.v3.Router",
+        "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
+        "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+    }
+)
+
+# Accepted whole wherever they appear.
+WELL_KNOWN = frozenset(
+    {
+        "google.protobuf.Duration",
+        "google.protobuf.UInt32Value",
+        "google.protobuf.UInt64Value",
+        "google.protobuf.Int32Value",
+        "google.protobuf.BoolValue",
+        "google.protobuf.DoubleValue",
+        "google.protobuf.StringValue",
+        "google.protobuf.Struct",
+        "google.protobuf.Value",
+        "google.protobuf.ListValue",
+    }
+)
+
+
+class Unsupported(ValueError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def check_supported(message: Message, path: str) -> None:
+    """Raise Unsupported naming the first field set in `message` that we do not honour."""
+    from google.protobuf.any_pb2 import Any as AnyProto
+
+    full_name = message.DESCRIPTOR.full_name
+    if full_name in WELL_KNOWN:
+        return
+    if full_name == "google.protobuf.Any":
+        assert isinstance(message, AnyProto)
+        type_name = message.type_url.rsplit("/", 1)[-1]
+        if type_name not in KNOWN_TYPED_CONFIGS:
+            raise Unsupported(path, f"typed config {type_name} is not supported")
+        check_supported(unpack_any(message), f"{path}<{type_name.rsplit('.', 1)[-1]}>")
+        return
+    allowed = SUPPORTED.get(full_name)
+    if allowed is None:
+        raise Unsupported(path, f"{full_name} is not supported")
+    for descriptor, value in message.ListFields():
+        name = descriptor.name
+        where = f"{path}.{name}" if path else name
+        if name not in allowed:
+            raise Unsupported(where, "field not supported by the Gossamer sidecar")
+        if descriptor.type != descriptor.TYPE_MESSAGE:
+            continue
+        if descriptor.message_type.GetOptions().map_entry:
+            value_field = descriptor.message_type.fields_by_name["value"]
+            if value_field.type == value_field.TYPE_MESSAGE:
+                for key, item in value.items():
+                    check_supported(item, f"{where}[{key!r}]")
+        elif descriptor.is_repeated:
+            for index, item in enumerate(value):
+                check_supported(item, f"{where}[{index}]")
+        else:
+            check_supported(value, where)
+
+
+def unpack_any(message: Message) -> Message:
+    """The message inside an Any, by its type URL (from the generated pool)."""
+    from google.protobuf import symbol_database
+
+    type_name = message.type_url.rsplit("/", 1)[-1]
+    _import_typed_configs()
+    cls = symbol_database.Default().GetSymbol(type_name)
+    inner: Message = cls()
+    message.Unpack(inner)
+    return inner
+
+
+_imported = False
+
+
+def _import_typed_configs() -> None:
+    # Importing the generated modules registers their messages in the symbol database.
+    global _imported
+    if _imported:
+        return
+    import envoy.config.cluster.v3.cluster_pb2
+    import envoy.config.endpoint.v3.endpoint_pb2
+    import envoy.config.listener.v3.listener_pb2
+    import envoy.config.route.v3.route_pb2
+    import envoy.extensions.filters.http.router.v3.router_pb2
+    import envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2
+    import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2
+    import envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2
+    import envoy.extensions.transport_sockets.raw_buffer.v3.raw_buffer_pb2
+    import envoy.extensions.transport_sockets.tls.v3.secret_pb2
+    import envoy.extensions.transport_sockets.tls.v3.tls_pb2  # noqa: F401
+
+    _imported = True
