@@ -35,7 +35,10 @@ class Process:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, **self.env}
         self.proc = subprocess.Popen(
-            self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            self.args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,
         )
         return self
@@ -95,8 +98,18 @@ class ControlPlane:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         discovery = self.state_dir / "controlplane.json"
         args = [
-            *GOSSAMER, "controlplane", "run", "--state-dir", str(self.state_dir),
-            "--store", self.store, "--api-port", "0", "--xds-port", "0", *self.extra,
+            *GOSSAMER,
+            "controlplane",
+            "run",
+            "--state-dir",
+            str(self.state_dir),
+            "--store",
+            self.store,
+            "--api-port",
+            "0",
+            "--xds-port",
+            "0",
+            *self.extra,
         ]
         self.process = Process("controlplane", args, self.state_dir / "controlplane.log").start()
         process = self.process
@@ -121,8 +134,9 @@ class ControlPlane:
     def env(self) -> dict[str, str]:
         return {"GOSSAMER_STATE_DIR": str(self.state_dir), "GOSSAMER_CP": self.api}
 
-    def cli(self, *args: str, input: str | None = None, check: bool = False,
-            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, input: str | None = None, check: bool = False, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, env=self.env(), input=input, check=check, timeout=timeout)
 
     def stop(self) -> int | None:
@@ -132,11 +146,20 @@ class ControlPlane:
         return self.process.output() if self.process else ""
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-            check: bool = False, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    check: bool = False,
+    timeout: float = 60.0,
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [*GOSSAMER, *args], env={**os.environ, **(env or {})}, input=input,
-        capture_output=True, text=True, timeout=timeout,
+        [*GOSSAMER, *args],
+        env={**os.environ, **(env or {})},
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(
