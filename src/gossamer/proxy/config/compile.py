@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from types import MappingProxyType
 from typing import Any, Literal
 
 from google.protobuf.duration_pb2 import Duration
@@ -255,7 +254,7 @@ def _route(r: Any, kind: str, name: str, path: str) -> m.Route:
     if r.HasField("metadata") and "gossamer" in r.metadata.filter_metadata:
         meta = {k: str(v) for k, v in _struct(r.metadata.filter_metadata["gossamer"]).items()}
     req, resp = _mutations(r)
-    return m.Route(r.name, match, action, req, resp, MappingProxyType(meta))
+    return m.Route(r.name, match, action, req, resp, dict(meta))
 
 
 def _struct(struct: Any) -> dict[str, Any]:
@@ -285,9 +284,7 @@ def route_table(name: str, virtual_hosts: Iterable[m.VirtualHost]) -> m.RouteTab
                 exact.setdefault(d, vh)
     suffixes.sort(key=lambda item: -len(item[0]))
     prefixes.sort(key=lambda item: -len(item[0]))
-    return m.RouteTable(
-        name, vhs, MappingProxyType(exact), tuple(suffixes), tuple(prefixes), default
-    )
+    return m.RouteTable(name, vhs, dict(exact), tuple(suffixes), tuple(prefixes), default)
 
 
 def compile_route_configuration(rc: Any) -> m.RouteTable:
@@ -560,7 +557,7 @@ def compile_cluster(c: Any) -> m.Cluster:
         outlier=outlier,
         health_check=health,
         idle_timeout=seconds(c.common_http_protocol_options.idle_timeout, 60.0) or 60.0,
-        metadata=MappingProxyType(meta),
+        metadata=dict(meta),
     )
 
 
@@ -645,7 +642,7 @@ def compile_endpoints(cla: Any) -> tuple[m.Endpoint, ...]:
                     priority=group.priority,
                     # UNKNOWN (0) and HEALTHY (1) take traffic; UNHEALTHY, DRAINING... do not.
                     healthy=lb.health_status in (0, 1),
-                    labels=MappingProxyType(labels),
+                    labels=dict(labels),
                     workload=workload,
                 )
             )
@@ -682,11 +679,11 @@ def assemble(
             cluster = m.Cluster(**{**_fields(cluster), "endpoints": eps})
         merged[name] = cluster
     return m.ProxyConfig(
-        listeners=MappingProxyType(dict(listeners)),
-        routes=MappingProxyType(dict(routes)),
-        clusters=MappingProxyType(merged),
-        secrets=MappingProxyType(dict(secrets)),
-        versions=MappingProxyType(dict(versions)),
+        listeners=dict(listeners),
+        routes=dict(routes),
+        clusters=dict(merged),
+        secrets=dict(secrets),
+        versions=dict(versions),
     )
 
 

@@ -4,7 +4,8 @@
 path reads nothing else, so everything expensive (regex compilation, domain tables,
 weight tables, header name lowering) happens here, once per config change, never per
 request. A whole `ProxyConfig` is swapped atomically: a request keeps the objects it
-started with.
+started with. Mappings are plain dicts (so a config pickles to worker processes) and are
+never mutated after compilation.
 """
 
 from __future__ import annotations

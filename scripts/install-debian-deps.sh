@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tests and benchmarks use, if missing. Idempotent; needs
+# root (or sudo). Usage: scripts/install-debian-deps.sh [test|bench|browser|all]
+set -euo pipefail
+
+profile="${1:-test}"
+case "$profile" in
+  test) packages=(curl nginx-light wrk) ;;
+  bench) packages=(curl nginx-light haproxy wrk nghttp2-client) ;;
+  browser) packages=(chromium chromium-driver) ;;
+  all) packages=(curl nginx-light haproxy wrk nghttp2-client prometheus chromium chromium-driver iproute2 iptables tshark) ;;
+  *) echo "unknown profile: $profile" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts nginx on install; the tests run their own instances.
+if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v systemctl >/dev/null; then
+  "${sudo_cmd[@]}" systemctl stop nginx 2>/dev/null || true
+fi
