@@ -93,6 +93,9 @@ class ControlPlane:
         self.extra = list(extra)
         self.process: Process | None = None
         self.api = ""
+        self.xds = ""
+        self.api_port = 0
+        self.xds_port = 0
 
     def start(self, timeout: float = 20.0) -> ControlPlane:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -106,9 +109,9 @@ class ControlPlane:
             "--store",
             self.store,
             "--api-port",
-            "0",
+            str(self.api_port),
             "--xds-port",
-            "0",
+            str(self.xds_port),
             *self.extra,
         ]
         self.process = Process("controlplane", args, self.state_dir / "controlplane.log").start()
@@ -125,7 +128,29 @@ class ControlPlane:
 
         info = wait_for(started, timeout, message="control plane to start")
         self.api = info["api"]
+        self.xds = info["xds"]
         return self
+
+    def _keep_ports(self) -> None:
+        # Restart on the same ports, so that clients find it again.
+        self.api_port = int(self.api.rsplit(":", 1)[1])
+        self.xds_port = int(self.xds.rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        """SIGKILL: a crash. `start()` brings it back on the same ports and state."""
+        self._keep_ports()
+        if self.process is not None:
+            self.process.kill()
+            self.process.stop()
+
+    def restart(self, kill: bool = False) -> ControlPlane:
+        """Stop (SIGTERM, or SIGKILL) and start again on the same ports and state."""
+        if kill:
+            self.kill()
+        else:
+            self._keep_ports()
+            self.stop()
+        return self.start()
 
     @property
     def token(self) -> str:

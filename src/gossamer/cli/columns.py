@@ -98,7 +98,6 @@ _COLUMNS: dict[str, list[Column]] = {
 }
 
 
-
 def columns_for(kind: str) -> list[Column]:
     if kind in _COLUMNS:
         return _COLUMNS[kind]

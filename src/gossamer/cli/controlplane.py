@@ -42,6 +42,13 @@ def controlplane() -> None:
     "Writes always need a token.",
 )
 @click.option(
+    "--workload-grace",
+    default=15.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a disconnected sidecar's workload stays registered (it may come back).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -60,6 +67,7 @@ def run(
     xds_host: str,
     xds_port: int,
     read_access: str,
+    workload_grace: float,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -81,6 +89,7 @@ def run(
         xds_host=xds_host,
         xds_port=xds_port,
         read_access="token" if read_access == "token" else "loopback",
+        workload_grace=workload_grace,
     )
     try:
         uvloop.run(run_control_plane(config))

@@ -76,9 +76,10 @@ def cli(ctx: click.Context, cp: str | None, token: str | None, state_dir: Path |
 
 
 def _register() -> None:
-    from gossamer.cli import controlplane, resources
+    from gossamer.cli import bootstrap, controlplane, resources
 
     cli.add_command(controlplane.controlplane)
+    cli.add_command(bootstrap.bootstrap)
     for command in resources.COMMANDS:
         cli.add_command(command)
 

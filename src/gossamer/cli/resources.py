@@ -16,6 +16,7 @@ from gossamer.api.registry import KindInfo, UnknownKind, all_kinds, resolve
 from gossamer.cli.client import ApiError, CliError, resource_path
 from gossamer.cli.columns import columns_for
 from gossamer.cli.output import age, print_documents, print_table
+from gossamer.cli.proxies import PROXY_NAMES, describe_proxy, print_proxies
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -135,8 +136,13 @@ def get(
 ) -> None:
     """List resources, or show some by name.
 
-    KIND is a kind, its plural or short name (svc, ts, tp, ...), or `all`.
+    KIND is a kind, its plural or short name (svc, ts, tp, ...), `all`, or `proxies`
+    (the connected data plane: state, config versions ACKed, NACK errors).
     """
+    if kind.lower() in PROXY_NAMES:
+        with options.client() as client:
+            print_proxies(client.get("/api/v1/proxies"), output)
+        return
     infos = [k for k in all_kinds()] if kind == "all" else [_kind(kind)]
     docs: list[dict[str, Any]] = []
     with options.client() as client:
@@ -232,7 +238,11 @@ def delete(
 @click.option("-n", "--namespace", help="Namespace [default: default].")
 @click.pass_obj
 def describe(options: Any, kind: str, name: str, namespace: str | None) -> None:
-    """Show one resource in detail."""
+    """Show one resource (or `proxy NAME`) in detail."""
+    if kind.lower() in PROXY_NAMES:
+        with options.client() as client:
+            describe_proxy(client.get(f"/api/v1/proxies/{name}"))
+        return
     info = _kind(kind)
     with options.client() as client:
         doc = client.get(resource_path(info, namespace or "default", name))

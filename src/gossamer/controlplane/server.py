@@ -16,8 +16,11 @@ import uvicorn
 
 from gossamer import __version__
 from gossamer.controlplane.auth import TokenAuthority, load_or_create_admin_token
+from gossamer.controlplane.controller import MeshController
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
+from gossamer.controlplane.http.proxies import proxy_routes
 from gossamer.controlplane.store import BaseStore, open_store
+from gossamer.controlplane.xds import XdsServer
 from gossamer.core.logs import get_logger
 
 log = get_logger("controlplane")
@@ -34,6 +37,8 @@ class ControlPlaneConfig:
     xds_host: str = "127.0.0.1"
     xds_port: int = 5678
     read_access: ReadAccess = "loopback"
+    # How long a disconnected sidecar's workload stays registered (it may reconnect).
+    workload_grace: float = 15.0
 
 
 class _Uvicorn(uvicorn.Server):
@@ -60,6 +65,9 @@ class ControlPlane:
         self._api: _Uvicorn | None = None
         self._api_task: asyncio.Task[None] | None = None
         self.api_url = ""
+        self.xds_address = ""
+        self.xds: XdsServer | None = None
+        self.controller: MeshController | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -67,7 +75,18 @@ class ControlPlane:
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(cfg.store_url, cfg.state_dir)
         tokens = TokenAuthority(load_or_create_admin_token(cfg.state_dir))
-        ctx = ApiContext(store=self.store, tokens=tokens, read_access=cfg.read_access)
+        self.controller = MeshController(self.store, grace=cfg.workload_grace)
+        self.xds = XdsServer(self.controller)
+        self.controller.server = self.xds
+        await self.controller.start()
+        xds_port = await self.xds.start(cfg.xds_host, cfg.xds_port)
+        self.xds_address = f"{cfg.xds_host}:{xds_port}"
+        ctx = ApiContext(
+            store=self.store,
+            tokens=tokens,
+            read_access=cfg.read_access,
+            extra_routes=[proxy_routes(self.controller, self.xds)],
+        )
         app = create_app(ctx)
         sock = bind_tcp(cfg.api_host, cfg.api_port)
         host, port = sock.getsockname()[:2]
@@ -86,13 +105,19 @@ class ControlPlane:
             "control plane started",
             version=__version__,
             api=self.api_url,
+            xds=self.xds_address,
             store=cfg.store_url,
             state_dir=str(cfg.state_dir),
         )
 
     def _write_discovery_file(self) -> None:
         # How the CLI on this machine finds us without flags.
-        info = {"api": self.api_url, "pid": os.getpid(), "version": __version__}
+        info = {
+            "api": self.api_url,
+            "xds": self.xds_address,
+            "pid": os.getpid(),
+            "version": __version__,
+        }
         path = self.config.state_dir / CONTROLPLANE_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=2) + "\n")
@@ -111,6 +136,10 @@ class ControlPlane:
         if self._api_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._api_task
+        if self.xds is not None:
+            await self.xds.stop(grace=1.0)
+        if self.controller is not None:
+            await self.controller.stop()
         if self.store is not None:
             self.store.close()
         with contextlib.suppress(FileNotFoundError):

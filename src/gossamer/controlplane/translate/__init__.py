@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 
 from gossamer.controlplane.registry.model import ServiceInfo
 from gossamer.controlplane.translate import envoy as e
+from gossamer.controlplane.translate.gateway import translate_gateway
 from gossamer.controlplane.translate.node import InboundPort, OutboundPort, ProxyNode
 from gossamer.controlplane.translate.outbound import (
     L4_PROTOCOLS,
@@ -76,9 +77,25 @@ class MeshTranslator:
         out[e.ENDPOINT].update(self.endpoints)
         if node.kind == "proxyless":
             self._proxyless(node, out)
+        elif node.kind == "gateway":
+            self._gateway(node, out)
         else:
             self._sidecar(node, out)
         return out
+
+    def _gateway(self, node: ProxyNode, out: Resources) -> None:
+        gw = translate_gateway(
+            self.snapshot, self.routing, node.namespace, node.gateway, node.address
+        )
+        out[e.LISTENER].update(gw.listeners)
+        out[e.ROUTE].update(gw.routes)
+        registry = self.snapshot.registry
+        for b in gw.backends:
+            # A gateway may send to a service port no mesh route uses (an Ingress backend).
+            if b.cluster not in out[e.CLUSTER]:
+                out[e.CLUSTER][b.cluster] = cluster_for(b, registry)
+                out[e.ENDPOINT][b.cluster] = endpoints_for(b, registry)
+        self._sidecar(node, out)
 
     def _sidecar(self, node: ProxyNode, out: Resources) -> None:
         for port in node.inbound:

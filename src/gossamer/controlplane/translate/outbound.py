@@ -159,10 +159,15 @@ def virtual_host(
     port_routes: PortRoutes, domains: Iterable[str]
 ) -> route_components_pb2.VirtualHost:
     svc, port = port_routes.service, port_routes.port.port
-    vh = route_components_pb2.VirtualHost(
-        name=f"{svc.name}.{svc.namespace}:{port}", domains=domains
-    )
-    for i, (match, rule) in enumerate(port_routes.routes):
+    return virtual_host_of(f"{svc.name}.{svc.namespace}:{port}", domains, port_routes.routes)
+
+
+def virtual_host_of(
+    name: str, domains: Iterable[str], pairs: Iterable[tuple[HttpMatch, HttpRule]]
+) -> route_components_pb2.VirtualHost:
+    """A virtual host from (match, rule) pairs already in precedence order."""
+    vh = route_components_pb2.VirtualHost(name=name, domains=domains)
+    for i, (match, rule) in enumerate(pairs):
         vh.routes.append(_route(match, rule, f"{rule.source.split(' ', 1)[-1]}:{rule.name}:{i}"))
         if match == EVERYTHING:
             break  # nothing after a catch-all can match
