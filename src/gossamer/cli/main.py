@@ -76,10 +76,11 @@ def cli(ctx: click.Context, cp: str | None, token: str | None, state_dir: Path |
 
 
 def _register() -> None:
-    from gossamer.cli import bootstrap, controlplane, resources
+    from gossamer.cli import bootstrap, controlplane, resources, run
 
     cli.add_command(controlplane.controlplane)
     cli.add_command(bootstrap.bootstrap)
+    cli.add_command(run.run)
     for command in resources.COMMANDS:
         cli.add_command(command)
 

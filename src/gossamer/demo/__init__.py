@@ -1,0 +1,1 @@
+"""`gossamer demo`: the walkthrough scenarios, end to end, on this machine."""

@@ -1,0 +1,50 @@
+"""A tiny threaded HTTP server for the demo apps (stdlib only)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+Handler = Callable[[str, dict[str, str]], tuple[int, str]]
+
+
+def serve(name: str, routes: dict[str, Handler]) -> None:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "8080"))
+
+    class Request(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            handler = routes.get(path)
+            if handler is None:
+                status, body = 404, f"{name}: no route {path}\n"
+            else:
+                try:
+                    status, body = handler(path, dict(self.headers.items()))
+                except Exception as exc:  # a demo app answers 500 rather than dying
+                    status, body = 500, f"{name}: {exc}\n"
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("content-type", "text/plain; charset=utf-8")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # quiet: the sidecar measures every request
+
+    server = ThreadingHTTPServer((host, port), Request)
+    server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"{name} listening on {host}:{port}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
