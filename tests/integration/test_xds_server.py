@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
+import uvloop
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
-from google.protobuf import struct_pb2
 from google.rpc import status_pb2
 
 from gossamer.controlplane.xds import (
@@ -45,7 +45,8 @@ TIMEOUT = 5.0
 
 
 def run(coro: Any, timeout: float = 30.0) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    # On uvloop, as the control plane runs.
+    return uvloop.run(asyncio.wait_for(coro, timeout))
 
 
 async def until(condition: Callable[[], T | None], timeout: float = TIMEOUT, what: str = "") -> T:
@@ -80,7 +81,11 @@ class Recorder(BaseCallbacks):
         self.events.append(("open", node.id))
 
     async def on_subscription_change(
-        self, stream: StreamInfo, node: base_pb2.Node, type_url: str, wildcard: bool,
+        self,
+        stream: StreamInfo,
+        node: base_pb2.Node,
+        type_url: str,
+        wildcard: bool,
         names: frozenset[str],
     ) -> None:
         self.events.append(("subscription", type_url, wildcard, names))
@@ -107,21 +112,33 @@ async def serving(callbacks: Any = None) -> AsyncIterator[tuple[XdsServer, grpc.
 class Envoy:
     """A scripted SotW ADS client."""
 
-    def __init__(self, channel: grpc.aio.Channel, node_id: str, metadata: Iterable[tuple[str, str]] = ()) -> None:
-        self.node = base_pb2.Node(id=node_id, cluster="web", user_agent_name="envoy",
-                                  user_agent_version="1.30.1")
+    def __init__(
+        self, channel: grpc.aio.Channel, node_id: str, metadata: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        self.node = base_pb2.Node(
+            id=node_id, cluster="web", user_agent_name="envoy", user_agent_version="1.30.1"
+        )
         self.node.metadata.update({"namespace": "default", "labels": {"app": "web"}})
         self.call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(
             metadata=tuple(metadata)
         )
         self.names: dict[str, list[str]] = {}
 
-    async def send(self, type_url: str, names: Iterable[str] = (), version: str = "",
-                   nonce: str = "", error: str | None = None) -> None:
+    async def send(
+        self,
+        type_url: str,
+        names: Iterable[str] = (),
+        version: str = "",
+        nonce: str = "",
+        error: str | None = None,
+    ) -> None:
         self.names[type_url] = list(names)
         request = discovery_pb2.DiscoveryRequest(
-            node=self.node, type_url=type_url, resource_names=list(names),
-            version_info=version, response_nonce=nonce,
+            node=self.node,
+            type_url=type_url,
+            resource_names=list(names),
+            version_info=version,
+            response_nonce=nonce,
         )
         if error is not None:
             request.error_detail.CopyFrom(status_pb2.Status(code=3, message=error))
@@ -134,8 +151,12 @@ class Envoy:
         return response
 
     async def ack(self, response: discovery_pb2.DiscoveryResponse) -> None:
-        await self.send(response.type_url, self.names.get(response.type_url, ()),
-                        response.version_info, response.nonce)
+        await self.send(
+            response.type_url,
+            self.names.get(response.type_url, ()),
+            response.version_info,
+            response.nonce,
+        )
 
     async def start(self, versions: dict[str, str] | None = None) -> None:
         """Subscribe like Envoy: LDS/CDS wildcard, named EDS/RDS/SDS."""
@@ -153,7 +174,9 @@ class Envoy:
         return {r.type_url: r for r in got}
 
 
-async def barrier(server: XdsServer, envoy: Envoy, node_id: str, snap: Snapshot, n: int) -> Snapshot:
+async def barrier(
+    server: XdsServer, envoy: Envoy, node_id: str, snap: Snapshot, n: int
+) -> Snapshot:
     """Change only the secret; the next message must be its push."""
     changed = snap.replace(SECRET, [er.secret("barrier", str(n))])
     server.set_snapshot(node_id, changed)
@@ -223,8 +246,13 @@ def test_nack_is_recorded_and_not_resent() -> None:
             bad = snap.replace(ROUTE, [er.route("r", "greeter", "nowhere")])
             server.set_snapshot("web-1", bad)
             rds = await envoy.recv()
-            await envoy.send(ROUTE, ["r"], good[ROUTE].version_info, rds.nonce,
-                             error="route r: cluster 'nowhere' not found")
+            await envoy.send(
+                ROUTE,
+                ["r"],
+                good[ROUTE].version_info,
+                rds.nonce,
+                error="route r: cluster 'nowhere' not found",
+            )
             await until(lambda: recorder.nacks, what="on_nack")
             await barrier(server, envoy, "web-1", bad, 1)
             status = server.status()[0].types[ROUTE]
@@ -293,6 +321,15 @@ def test_nodes_get_their_own_snapshots_and_wait_for_one() -> None:
             server.set_snapshot("b", Snapshot(clusters=[er.cluster("only-b"), er.cluster("x")]))
             response = await second.recv()
             assert len(response.resources) == 2
+            await second.ack(response)
+            await until(lambda: acked(server, "b", CLUSTER, response.version_info))
+            # Cleared, then the same content again: nothing to push.
+            server.clear_snapshot("b")
+            server.set_snapshot("b", Snapshot(clusters=[er.cluster("only-b"), er.cluster("x")]))
+            for _ in range(10):
+                await asyncio.sleep(0)  # let the stream's writer run if it would
+            (status_b,) = [s for s in server.status() if s.node_id == "b"]
+            assert status_b.types[CLUSTER].sent_nonce == response.nonce
             assert response.version_info == server.get_snapshot("b").version(CLUSTER)  # type: ignore[union-attr]
 
     run(scenario())
@@ -325,14 +362,24 @@ class DeltaClient:
         self.node = base_pb2.Node(id=node_id)
         self.call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).DeltaAggregatedResources()
 
-    async def send(self, type_url: str, subscribe: Iterable[str] = (),
-                   unsubscribe: Iterable[str] = (), nonce: str = "",
-                   initial: dict[str, str] | None = None) -> None:
-        await self.call.write(discovery_pb2.DeltaDiscoveryRequest(
-            node=self.node, type_url=type_url, resource_names_subscribe=list(subscribe),
-            resource_names_unsubscribe=list(unsubscribe), response_nonce=nonce,
-            initial_resource_versions=initial or {},
-        ))
+    async def send(
+        self,
+        type_url: str,
+        subscribe: Iterable[str] = (),
+        unsubscribe: Iterable[str] = (),
+        nonce: str = "",
+        initial: dict[str, str] | None = None,
+    ) -> None:
+        await self.call.write(
+            discovery_pb2.DeltaDiscoveryRequest(
+                node=self.node,
+                type_url=type_url,
+                resource_names_subscribe=list(subscribe),
+                resource_names_unsubscribe=list(unsubscribe),
+                response_nonce=nonce,
+                initial_resource_versions=initial or {},
+            )
+        )
 
     async def recv(self) -> discovery_pb2.DeltaDiscoveryResponse:
         response = await asyncio.wait_for(self.call.read(), TIMEOUT)
@@ -349,7 +396,8 @@ def test_delta_subscribe_unsubscribe_remove_and_reconnect() -> None:
         )
 
     async def scenario() -> None:
-        async with serving() as (server, channel):
+        recorder = Recorder()
+        async with serving(recorder) as (server, channel):
             server.set_snapshot("d", snap(a=1, b=1))
             client = DeltaClient(channel, "d")
             await client.send(CLUSTER)  # legacy wildcard
@@ -380,20 +428,30 @@ def test_delta_subscribe_unsubscribe_remove_and_reconnect() -> None:
             assert [r.name for r in eds.resources] == ["b"]
             client.call.cancel()
             await until(lambda: not server.status())
+            await until(lambda: recorder.closed, what="on_stream_closed after a cancel")
 
             # Reconnect holding an outdated "a": only "a" is resent.
             again = DeltaClient(channel, "d")
             current = server.get_snapshot("d")
             assert current is not None
-            await again.send(ENDPOINT, ["a", "b"], initial={
-                "a": held["a"], "b": current.get(ENDPOINT)["b"].hash,
-            })
+            await again.send(
+                ENDPOINT,
+                ["a", "b"],
+                initial={
+                    "a": held["a"],
+                    "b": current.get(ENDPOINT)["b"].hash,
+                },
+            )
             eds = await again.recv()
             assert [r.name for r in eds.resources] == ["a"]
             assert list(eds.removed_resources) == []
             (status,) = server.status()
             assert status.kind == "delta"
-            await until(lambda: server.status()[0].types[ENDPOINT].acked_version == current.version(ENDPOINT))
+            await until(
+                lambda: (
+                    server.status()[0].types[ENDPOINT].acked_version == current.version(ENDPOINT)
+                )
+            )
 
     run(scenario())
 
@@ -420,15 +478,21 @@ async def greeter(name: str) -> tuple[grpc.aio.Server, int]:
         return name.encode()
 
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        "helloworld.Greeter", {"SayHello": grpc.unary_unary_rpc_method_handler(say_hello)}
-    ),))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "helloworld.Greeter", {"SayHello": grpc.unary_unary_rpc_method_handler(say_hello)}
+            ),
+        )
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, port
 
 
-def proxyless_snapshot(listener_names: Iterable[str], cluster: str, ports: dict[str, int]) -> Snapshot:
+def proxyless_snapshot(
+    listener_names: Iterable[str], cluster: str, ports: dict[str, int]
+) -> Snapshot:
     # The listener is named exactly as the client's target; RDS/CDS/EDS follow from it.
     return Snapshot(
         listeners=[er.listener(n, "greeter-routes") for n in listener_names if n == "greeter"],
@@ -448,21 +512,34 @@ def test_proxyless_grpc_client_follows_the_snapshot() -> None:
         class OnDemand(BaseCallbacks):
             """The translation's part: build the listener the client asks for."""
 
-            def on_subscription_change(self, stream: StreamInfo, node: base_pb2.Node,
-                                       type_url: str, wildcard: bool, names: frozenset[str]) -> None:
+            def on_subscription_change(
+                self,
+                stream: StreamInfo,
+                node: base_pb2.Node,
+                type_url: str,
+                wildcard: bool,
+                names: frozenset[str],
+            ) -> None:
                 if type_url == LISTENER:
                     xds.set_snapshot(node.id, proxyless_snapshot(names, "greeter-a", ports))
 
         xds = XdsServer(OnDemand())
         port = await xds.start("127.0.0.1", 0)
         bootstrap = {
-            "xds_servers": [{"server_uri": f"127.0.0.1:{port}", "channel_creds": [{"type": "insecure"}]}],
+            "xds_servers": [
+                {"server_uri": f"127.0.0.1:{port}", "channel_creds": [{"type": "insecure"}]}
+            ],
             "node": {"id": "proxyless-1", "metadata": {"app": "greeter-client"}},
         }
         env = {**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(bootstrap)}
         client = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CLIENT, "20", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-c",
+            CLIENT,
+            "20",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         lines: list[str] = []
 
@@ -472,7 +549,9 @@ def test_proxyless_grpc_client_follows_the_snapshot() -> None:
             while True:
                 remaining = deadline - time.monotonic()
                 assert remaining > 0, f"no {reply!r} from the client; it printed {lines[-5:]}"
-                line = (await asyncio.wait_for(client.stdout.readline(), remaining)).decode().strip()
+                line = (
+                    (await asyncio.wait_for(client.stdout.readline(), remaining)).decode().strip()
+                )
                 assert line, f"the client exited; it printed {lines[-5:]}"
                 lines.append(line)
                 if line == f"ok {reply}":
@@ -501,3 +580,96 @@ def test_proxyless_grpc_client_follows_the_snapshot() -> None:
             await server_b.stop(0)
 
     run(scenario(), timeout=40)
+
+
+def test_bad_first_request_and_failing_open_callback() -> None:
+    class Broken(BaseCallbacks):
+        def on_stream_open(self, stream: StreamInfo, node: base_pb2.Node) -> None:
+            raise RuntimeError("bug in the owner")
+
+    async def scenario() -> None:
+        async with serving() as (_, channel):
+            anonymous = Envoy(channel, "")
+            await anonymous.send(CLUSTER)
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await anonymous.recv()
+            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        async with serving(Broken()) as (_, channel):
+            envoy = Envoy(channel, "web-1")
+            await envoy.send(CLUSTER)
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await envoy.recv()
+            assert error.value.code() == grpc.StatusCode.INTERNAL
+
+    run(scenario())
+
+
+def test_answer_waits_for_the_subscription_callback() -> None:
+    """An async callback that builds the asked-for listener is not overtaken by a push."""
+    entered, release = asyncio.Event(), asyncio.Event()
+    server: XdsServer
+
+    class SlowTranslation(BaseCallbacks):
+        async def on_subscription_change(
+            self,
+            stream: StreamInfo,
+            node: base_pb2.Node,
+            type_url: str,
+            wildcard: bool,
+            names: frozenset[str],
+        ) -> None:
+            entered.set()
+            await release.wait()
+            server.set_snapshot(node.id, snapshot())
+
+    async def scenario() -> None:
+        nonlocal server
+        async with serving(SlowTranslation()) as (server, channel):
+            without = Snapshot(clusters=[er.cluster("a")])
+            server.set_snapshot("grpc-1", without)
+            client = Envoy(channel, "grpc-1")
+            await client.send(LISTENER, ["greeter"])
+            await asyncio.wait_for(entered.wait(), TIMEOUT)
+            # A push while the callback runs must not answer with the old snapshot.
+            server.set_snapshot("grpc-1", without.replace(ROUTE, []))
+            for _ in range(10):
+                await asyncio.sleep(0)  # let the stream's writer run if it would
+            assert server.status()[0].types[LISTENER].sent_nonce is None
+            release.set()
+            response = await client.recv()
+            assert len(response.resources) == 1  # "greeter", not an empty "does not exist"
+
+    run(scenario())
+
+
+def test_mutual_tls_exposes_the_client_identity(tmp_path: Any) -> None:
+    from tests.unit.controlplane.xds.certs import issue
+
+    ca, server_cert, client_cert = issue("spiffe://mesh.local/ns/default/sa/web")
+    seen: list[StreamInfo] = []
+
+    class Capture(BaseCallbacks):
+        def on_stream_open(self, stream: StreamInfo, node: base_pb2.Node) -> None:
+            seen.append(stream)
+
+    async def scenario() -> None:
+        server = XdsServer(Capture())
+        credentials = grpc.ssl_server_credentials(
+            [(server_cert.key, server_cert.chain)], root_certificates=ca, require_client_auth=True
+        )
+        port = await server.start("127.0.0.1", 0, credentials)
+        server.set_snapshot("web-1", snapshot())
+        channel_credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca, private_key=client_cert.key, certificate_chain=client_cert.chain
+        )
+        async with grpc.aio.secure_channel(f"localhost:{port}", channel_credentials) as channel:
+            envoy = Envoy(channel, "web-1")
+            await envoy.send(CLUSTER)
+            assert (await envoy.recv()).type_url == CLUSTER
+        await server.stop(0)
+        (info,) = seen
+        assert b"spiffe://mesh.local/ns/default/sa/web" in info.auth_context.get(
+            "x509_subject_alternative_name", ()
+        )
+
+    run(scenario())

@@ -32,6 +32,7 @@ from gossamer.controlplane.xds.protocol import (
     StreamStateBase,
     SubscriptionChanged,
     TypeState,
+    share_names,
 )
 from gossamer.controlplane.xds.resources import Resource, ResourceSet, Snapshot
 
@@ -74,7 +75,8 @@ class DeltaState(StreamStateBase[DeltaTypeState]):
                 events.append(self._take_ack(state, nonce, error, ""))
             elif nonce != state.sent_nonce:
                 events.append(StaleRequest(state.type_url, nonce))
-        before = (state.wildcard, frozenset(state.names))
+        before = (state.wildcard, state.names)
+        names = set(state.names)
         first = state.requests == 0
         state.requests += 1
         subscribe = list(request.resource_names_subscribe)
@@ -91,7 +93,7 @@ class DeltaState(StreamStateBase[DeltaTypeState]):
                 state.resend_all = state.resend_all or (not first and not state.wildcard)
                 state.wildcard = True
                 continue
-            state.names.add(name)
+            names.add(name)
             state.missing_reported.discard(name)
             if not first:
                 # The client may have dropped it while still subscribed: resend.
@@ -104,13 +106,14 @@ class DeltaState(StreamStateBase[DeltaTypeState]):
                 continue
             # Kept in `delivered` (see "*" above); if the wildcard still covers it the
             # client cannot tell whether to keep it, so it is told again.
-            state.names.discard(name)
+            names.discard(name)
             state.missing_reported.discard(name)
             if state.wildcard:
                 state.force.add(name)
         if subscribe or unsubscribe or first:
+            state.names = share_names(names)
             state.generation += 1
-        after = (state.wildcard, frozenset(state.names))
+        after = (state.wildcard, state.names)
         if first or after != before:
             events.append(SubscriptionChanged(state.type_url, *after))
         return events

@@ -169,11 +169,12 @@ class ResourceSet(Mapping[str, Resource]):
     very object it last answered from.
     """
 
-    __slots__ = ("__weakref__", "_resources", "_xor", "type_url")
+    __slots__ = ("__weakref__", "_resources", "_sotw_body", "_xor", "type_url")
 
     def __init__(self, type_url: str, resources: ResourcesInput = ()) -> None:
         self.type_url = type_url
         self._xor: int | None = None
+        self._sotw_body: bytes | None = None
         items: dict[str, Resource] = {}
         pairs: Iterable[tuple[str | None, ResourceInput]]
         if isinstance(resources, Mapping):
@@ -216,6 +217,13 @@ class ResourceSet(Mapping[str, Resource]):
     def version(self) -> str:
         """Content version of the whole set."""
         return version_string(self.token_xor)
+
+    @property
+    def sotw_body(self) -> bytes:
+        """All resources as `DiscoveryResponse.resources` entries (joined once)."""
+        if self._sotw_body is None:
+            self._sotw_body = b"".join(r.sotw_chunk for r in self._resources.values())
+        return self._sotw_body
 
     def __getitem__(self, name: str) -> Resource:
         return self._resources[name]

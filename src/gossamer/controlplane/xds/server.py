@@ -48,12 +48,24 @@ SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 Request = TypeVar("Request", discovery_pb2.DiscoveryRequest, discovery_pb2.DeltaDiscoveryRequest)
 
 
+# Streams live for days: ping idle clients to find dead ones (a host gone without a FIN),
+# and accept the keepalive pings clients send (Envoy's ADS cluster often does) instead of
+# answering them with GOAWAY "too_many_pings" under gRPC's 5-minute default.
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.keepalive_timeout_ms": 10_000,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+    "grpc.http2.max_ping_strikes": 0,
+}
+
+
 def _identity(payload: bytes) -> bytes:
     return payload
 
 
 class _Stream:
-    __slots__ = ("info", "node", "node_metadata", "state", "wake")
+    __slots__ = ("busy", "info", "node", "node_metadata", "state", "wake")
 
     def __init__(
         self, info: StreamInfo, node: base_pb2.Node, state: SotwState | DeltaState
@@ -63,6 +75,9 @@ class _Stream:
         self.node_metadata: dict[str, Any] = json_format.MessageToDict(node.metadata)
         self.state = state
         self.wake = asyncio.Event()
+        # Set while a request is being handled (its callbacks awaited): the writer waits,
+        # so an answer never precedes the snapshot a callback sets for it.
+        self.busy = False
 
     def status(self) -> StreamStatus:
         node = self.node
@@ -86,6 +101,10 @@ class XdsServer:
     through `callbacks`. Until a node has a snapshot its requests wait unanswered (a
     client must never be handed an empty configuration, e.g. while the control plane
     restarts). All methods must be called on the server's event loop.
+
+    `options` are gRPC server options, laid over `DEFAULT_OPTIONS`; `control_plane_id`
+    goes into every response's `control_plane.identifier`; `wildcard_types` are the
+    types where an empty first subscription means "*".
     """
 
     def __init__(
@@ -98,7 +117,7 @@ class XdsServer:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._callbacks: XdsCallbacks = callbacks if callbacks is not None else BaseCallbacks()
-        self._options = list(options)
+        self._options = list({**DEFAULT_OPTIONS, **dict(options)}.items())
         self._control_plane = wire.control_plane(control_plane_id)
         self._wildcard_types = wildcard_types
         self._clock = clock
@@ -106,6 +125,7 @@ class XdsServer:
         self._streams: dict[int, _Stream] = {}
         self._by_node: dict[str, set[_Stream]] = {}
         self._ids = itertools.count(1)
+        self._closing: set[asyncio.Task[None]] = set()
         self._server: grpc.aio.Server | None = None
         self._port: int | None = None
 
@@ -142,6 +162,9 @@ class XdsServer:
         server, self._server = self._server, None
         if server is not None:
             await server.stop(grace)
+            if self._closing:
+                # on_stream_closed callbacks; bounded, as a callback may misbehave.
+                await asyncio.wait(set(self._closing), timeout=max(grace or 0.0, 1.0))
             log.info("xds server stopped", port=self._port)
 
     @property
@@ -273,6 +296,8 @@ class XdsServer:
                 except StopAsyncIteration:
                     break
         finally:
+            # Nothing awaited here: gRPC may cancel the handler more than once, which
+            # would cut a cleanup short. The rest runs in a task `stop()` waits for.
             writer.cancel()
             self._streams.pop(info.stream_id, None)
             peers = self._by_node.get(node.id)
@@ -281,7 +306,13 @@ class XdsServer:
                 if not peers:
                     del self._by_node[node.id]
             log.info("xds stream closed", stream=info.stream_id, node=node.id)
-            await self._notify(self._callbacks.on_stream_closed, info, node)
+            closing = asyncio.create_task(self._closed(stream, writer))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    async def _closed(self, stream: _Stream, writer: asyncio.Task[None]) -> None:
+        await asyncio.wait([writer])
+        await self._notify(self._callbacks.on_stream_closed, stream.info, stream.node)
 
     async def _open(
         self, info: StreamInfo, node: base_pb2.Node, context: grpc.aio.ServicerContext
@@ -307,7 +338,14 @@ class XdsServer:
         if not request.type_url:
             log.warning("xds request without type_url ignored", stream=stream.info.stream_id)
             return
-        events: list[Event] = stream.state.receive(request)
+        stream.busy = True
+        try:
+            await self._dispatch(stream, stream.state.receive(request))
+        finally:
+            stream.busy = False
+            stream.wake.set()
+
+    async def _dispatch(self, stream: _Stream, events: list[Event]) -> None:
         info, node = stream.info, stream.node
         for event in events:
             if isinstance(event, SubscriptionChanged):
@@ -358,7 +396,6 @@ class XdsServer:
                     type=types.short_name(event.type_url),
                     nonce=event.nonce,
                 )
-        stream.wake.set()
 
     async def _write(
         self,
@@ -370,6 +407,8 @@ class XdsServer:
             while True:
                 await stream.wake.wait()
                 stream.wake.clear()
+                if stream.busy:
+                    continue  # woken again when the request is handled
                 snapshot = self._snapshots.get(stream.info.node_id)
                 if snapshot is None:
                     continue  # wait for one: never answer with an empty configuration

@@ -64,7 +64,9 @@ def cluster(name: str) -> cluster_pb2.Cluster:
     return out
 
 
-def endpoints(cluster_name: str, *ports: int, host: str = "127.0.0.1") -> endpoint_pb2.ClusterLoadAssignment:
+def endpoints(
+    cluster_name: str, *ports: int, host: str = "127.0.0.1"
+) -> endpoint_pb2.ClusterLoadAssignment:
     """One locality (gRPC drops a group without locality and load_balancing_weight)."""
     group = endpoint_components_pb2.LocalityLbEndpoints(
         locality=base_pb2.Locality(region="local", zone="a"),

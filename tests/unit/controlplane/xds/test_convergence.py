@@ -65,7 +65,9 @@ def name_of(type_url: str, value: bytes) -> str:
     return str(endpoint_pb2.ClusterLoadAssignment.FromString(value).cluster_name)
 
 
-def expected(snapshot: Snapshot, type_url: str, wildcard: bool, names: frozenset[str]) -> dict[str, bytes]:
+def expected(
+    snapshot: Snapshot, type_url: str, wildcard: bool, names: frozenset[str]
+) -> dict[str, bytes]:
     resources = snapshot.get(type_url)
     wanted = resources if wildcard else {n: r for n, r in resources.items() if n in names}
     return {n: r.to_any().value for n, r in wanted.items()}
@@ -228,7 +230,9 @@ def test_delta_converges(ops: list[tuple[object, ...]]) -> None:
                 before_wildcard, before = False, frozenset()
                 requested.add(type_url)
             subscribe = sorted(names - before) + (["*"] if wildcard and not before_wildcard else [])
-            unsubscribe = sorted(before - names) + (["*"] if before_wildcard and not wildcard else [])
+            unsubscribe = sorted(before - names) + (
+                ["*"] if before_wildcard and not wildcard else []
+            )
             client.subscription[type_url] = (bool(wildcard), names)
             # A real client forgets what it no longer subscribes to.
             held = client.held[type_url]

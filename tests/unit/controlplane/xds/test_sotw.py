@@ -20,7 +20,9 @@ from gossamer.controlplane.xds.sotw import SotwState
 from tests.unit.controlplane.xds import envoy_resources as er
 
 
-def snapshot(route_cluster: str = "a", b_port: int = 2, extra_clusters: Iterable[str] = ()) -> Snapshot:
+def snapshot(
+    route_cluster: str = "a", b_port: int = 2, extra_clusters: Iterable[str] = ()
+) -> Snapshot:
     names = ["a", "b", *extra_clusters]
     return Snapshot(
         listeners=[er.listener("greeter", "r")],
@@ -183,14 +185,18 @@ def test_stale_nonce_is_neither_ack_nor_nack_but_updates_subscription() -> None:
     state.receive(req(ENDPOINT, ["a"]))
     (first,) = state.responses(snap)
     state.receive(ack(first, ["a"]))
-    (second,) = state.responses(snapshot(b_port=3, extra_clusters=["c"]).replace(
-        ENDPOINT, [er.endpoints("a", 5), er.endpoints("c", 9)]
-    ))
+    (second,) = state.responses(
+        snapshot(b_port=3, extra_clusters=["c"]).replace(
+            ENDPOINT, [er.endpoints("a", 5), er.endpoints("c", 9)]
+        )
+    )
     assert second.resources == ("a",)
     # The client had not seen `second` yet: its request carries the first nonce.
     events = state.receive(req(ENDPOINT, ["a", "c"], first.version, first.nonce, error="late"))
-    assert events == [StaleRequest(ENDPOINT, first.nonce),
-                      SubscriptionChanged(ENDPOINT, False, frozenset({"a", "c"}))]
+    assert events == [
+        StaleRequest(ENDPOINT, first.nonce),
+        SubscriptionChanged(ENDPOINT, False, frozenset({"a", "c"})),
+    ]
     status = state.status()[ENDPOINT]
     assert status.last_nack is None
     assert status.pending

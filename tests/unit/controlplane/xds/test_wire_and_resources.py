@@ -9,7 +9,16 @@ from envoy.service.discovery.v3 import discovery_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gossamer.controlplane.xds import CLUSTER, ENDPOINT, ROUTE, Resource, ResourceSet, Snapshot, wire
+from gossamer.controlplane.xds import (
+    CLUSTER,
+    ENDPOINT,
+    ROUTE,
+    Resource,
+    ResourceSet,
+    Snapshot,
+    wire,
+)
+from gossamer.controlplane.xds.protocol import DiffCache
 from gossamer.controlplane.xds.resources import ResourceCache, content_version
 from tests.unit.controlplane.xds import envoy_resources as er
 
@@ -112,3 +121,15 @@ def test_equal_sets_of_different_snapshots_are_one_object() -> None:
     two = Snapshot(clusters=[er.cluster("a"), er.cluster("b")])
     assert one.get(CLUSTER) is two.get(CLUSTER)
     assert Snapshot(clusters=[er.cluster("a")]).get(CLUSTER) is not one.get(CLUSTER)
+
+
+def test_diffs_between_two_sets_are_computed_once() -> None:
+    cache = DiffCache()
+    old = ResourceSet(ENDPOINT, [er.endpoints("a", 1), er.endpoints("b", 1), er.endpoints("c", 1)])
+    new = ResourceSet(ENDPOINT, [er.endpoints("a", 1), er.endpoints("b", 2), er.endpoints("d", 1)])
+    diff = cache.get(old, new)
+    assert cache.get(old, new) is diff  # shared by every stream making this move
+    assert [r.name for r in diff.added] == ["d"]
+    assert [(o.name, n.name) for o, n in diff.modified] == [("b", "b")]
+    assert [r.name for r in diff.removed] == ["c"]
+    assert cache.get(new, old) is not diff
