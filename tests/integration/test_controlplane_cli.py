@@ -123,11 +123,16 @@ def test_the_server_refuses_bad_documents_too(control_plane: ControlPlane) -> No
     response = httpx.post(
         control_plane.api + "/api/v1/apply",
         content=VALID_SERVICE + text,
-        headers={"content-type": "application/yaml", "authorization": f"Bearer {control_plane.token}"},
+        headers={
+            "content-type": "application/yaml",
+            "authorization": f"Bearer {control_plane.token}",
+        },
     )
     assert response.status_code == 422
     assert message in response.json()["error"]
-    assert response.json()["details"]["errors"][0]["problems"][0]["path"] == "spec.backends[1].weight"
+    assert (
+        response.json()["details"]["errors"][0]["problems"][0]["path"] == "spec.backends[1].weight"
+    )
 
 
 def test_writes_need_the_token_and_the_token_file_is_private(control_plane: ControlPlane) -> None:
@@ -165,8 +170,9 @@ def test_watch_streams_changes_in_order(control_plane: ControlPlane, tmp_path: P
     opened = threading.Event()
 
     def follow() -> None:
-        with httpx.stream("GET", control_plane.api + "/api/v1/watch?fromRevision=0",
-                          timeout=30) as response:
+        with httpx.stream(
+            "GET", control_plane.api + "/api/v1/watch?fromRevision=0", timeout=30
+        ) as response:
             event = ""
             for line in response.iter_lines():
                 opened.set()

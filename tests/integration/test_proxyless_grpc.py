@@ -127,7 +127,9 @@ def test_split_followed_changed_and_nack_reported(
         wait_for(even, timeout=20, interval=0, message="a 50/50 split")
 
         # Python's re accepts a lookahead; the client's RE2 does not: it NACKs the route.
-        manifest.write_text(resources(v1, v2, 50, 50, path_regex="(?=helloworld)\\\\w+\\\\.Greeter"))
+        manifest.write_text(
+            resources(v1, v2, 50, 50, path_regex="(?=helloworld)\\\\w+\\\\.Greeter")
+        )
         control_plane.cli("apply", "-f", str(manifest), check=True)
 
         def nacked() -> str | None:

@@ -13,23 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 
 from gossamer.api.kinds.mesh import Workload
 from gossamer.api.loader import parse_resource
-from gossamer.api.model import Resource
-from gossamer.controlplane.registry.model import REGISTERED_BY
+from gossamer.api.model import Resource as ApiResource
+from gossamer.controlplane.registry.model import REGISTERED_BY, WorkloadInfo
 from gossamer.controlplane.store import BaseStore, Event, NotFound, ObjectKey
-from gossamer.controlplane.translate import MeshTranslator
+from gossamer.controlplane.translate import MeshTranslator, MessageCache
 from gossamer.controlplane.translate.node import ProxyNode
 from gossamer.controlplane.translate.snapshot import MeshSnapshot, build_snapshot
-from gossamer.controlplane.xds import LISTENER, BaseCallbacks, Snapshot, StreamInfo, XdsServer
+from gossamer.controlplane.xds import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    ROUTE,
+    SECRET,
+    BaseCallbacks,
+    Resource,
+    ResourceSet,
+    Snapshot,
+    StreamInfo,
+    XdsServer,
+)
 from gossamer.controlplane.xds.status import NackInfo
 from gossamer.core.logs import get_logger
 
@@ -62,7 +76,12 @@ class MeshController(BaseCallbacks):
         self.debounce = debounce
         self.proxies: dict[str, ProxyRecord] = {}
         self.translator: MeshTranslator | None = None
-        self._parsed: dict[ObjectKey, tuple[str, Resource]] = {}
+        self._resources: dict[ObjectKey, ApiResource] = {}
+        self._revision = 0
+        self._pending: list[Event] = []
+        self._events_lock = threading.Lock()
+        self._shared: dict[str, ResourceSet] = {}
+        self._workload_cache: dict[tuple[str, str, str], WorkloadInfo] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -74,7 +93,12 @@ class MeshController(BaseCallbacks):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._cancel_watch = self.store.subscribe(self._on_store_events)
+        docs, revision = self.store.list()
+        for doc in docs:
+            self._resources[_key(doc)] = parse_resource(doc)
+        self._revision = revision
+        # Atomic with the list above: every later change arrives as an event, in order.
+        self._cancel_watch = self.store.subscribe(self._on_store_events, from_revision=revision)
         self._rebuild()
         self._task = asyncio.create_task(self._rebuild_loop(), name="mesh-rebuild")
         self._loop.call_later(self.grace, self._sweep_orphans)
@@ -91,7 +115,9 @@ class MeshController(BaseCallbacks):
                 record.removal.cancel()
 
     def _on_store_events(self, events: list[Event]) -> None:
-        # Runs on the writer's thread, under the store lock.
+        # Runs on the writer's thread, under the store lock: queue them, in order.
+        with self._events_lock:
+            self._pending.extend(events)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._dirty.set)
 
@@ -106,25 +132,32 @@ class MeshController(BaseCallbacks):
             except Exception:
                 log.error("rebuilding the mesh failed; proxies keep their config", exc_info=True)
 
+    def _take_events(self) -> None:
+        """Fold queued store events into the parsed resources (only changed documents are
+        parsed again)."""
+        with self._events_lock:
+            events, self._pending = self._pending, []
+        for event in events:
+            key = ObjectKey(*event.key)
+            if event.type == "DELETED":
+                self._resources.pop(key, None)
+            else:
+                self._resources[key] = parse_resource(event.document)
+            self._revision = max(self._revision, event.revision)
+
     def snapshot(self) -> MeshSnapshot:
-        docs, revision = self.store.list()
-        resources: list[Resource] = []
-        parsed: dict[ObjectKey, tuple[str, Resource]] = {}
-        for doc in docs:
-            meta = doc["metadata"]
-            group = doc["apiVersion"].rsplit("/", 1)[0] if "/" in doc["apiVersion"] else ""
-            key = ObjectKey(group, doc["kind"], meta.get("namespace", ""), meta["name"])
-            cached = self._parsed.get(key)
-            if cached is None or cached[0] != meta["resourceVersion"]:
-                cached = (meta["resourceVersion"], parse_resource(doc))
-            parsed[key] = cached
-            resources.append(cached[1])
-        self._parsed = parsed
-        return build_snapshot(resources, revision)
+        self._take_events()
+        return build_snapshot(
+            self._resources.values(), self._revision, workload_cache=self._workload_cache
+        )
 
     def _rebuild(self) -> None:
         started = time.perf_counter()
-        self.translator = MeshTranslator(self.snapshot())
+        previous = self.translator
+        self.translator = MeshTranslator(
+            self.snapshot(), cache=previous.cache if previous else MessageCache()
+        )
+        self._shared = {}
         for record in list(self.proxies.values()):
             self._push(record.node)
         self.rebuilds += 1
@@ -136,11 +169,32 @@ class MeshController(BaseCallbacks):
             seconds=round(self.last_rebuild_seconds, 4),
         )
 
+    def _shared_set(self, type_url: str, items: Mapping[str, Message]) -> ResourceSet:
+        """The mesh-wide set of a type (built once per rebuild, shared by every proxy)."""
+        found = self._shared.get(type_url)
+        if found is None:
+            found = ResourceSet(type_url, items)
+            self._shared[type_url] = found
+        return found
+
     def _push(self, node: ProxyNode) -> None:
-        if self.translator is None:
+        t = self.translator
+        if t is None:
             return
-        resources = self.translator.for_proxy(node)
-        self.server.set_snapshot(node.id, Snapshot(resources))
+        own = t.proxy_specific(node)
+        sets: dict[str, ResourceSet | Mapping[str, Message]] = {
+            LISTENER: own[LISTENER],
+            ROUTE: own[ROUTE],
+            SECRET: own[SECRET],
+        }
+        for type_url, mesh in ((CLUSTER, t.clusters), (ENDPOINT, t.endpoints)):
+            shared = self._shared_set(type_url, mesh)
+            if own[type_url]:
+                extra = {n: Resource.of(type_url, m) for n, m in own[type_url].items()}
+                sets[type_url] = ResourceSet(type_url, {**shared, **extra})
+            else:
+                sets[type_url] = shared
+        self.server.set_snapshot(node.id, Snapshot(sets))
 
     # --- xDS callbacks ---------------------------------------------------------------------
 
@@ -266,3 +320,10 @@ class MeshController(BaseCallbacks):
 
 def _keep_requested(new: ProxyNode, old: ProxyNode) -> ProxyNode:
     return new.with_requested(old.requested_listeners) if old.requested_listeners else new
+
+
+def _key(doc: Mapping[str, Any]) -> ObjectKey:
+    meta = doc["metadata"]
+    api_version = doc["apiVersion"]
+    group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+    return ObjectKey(group, doc["kind"], meta.get("namespace", ""), meta["name"])

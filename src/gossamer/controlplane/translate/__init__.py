@@ -8,7 +8,7 @@ between snapshots, so the same inputs always give the same output (golden-tested
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -22,7 +22,9 @@ from gossamer.controlplane.translate.node import InboundPort, OutboundPort, Prox
 from gossamer.controlplane.translate.outbound import (
     L4_PROTOCOLS,
     cluster_for,
+    cluster_key,
     endpoints_for,
+    endpoints_key,
     outbound_route_table,
     service_domains,
     virtual_host,
@@ -42,8 +44,26 @@ def inbound_cluster_name(port: int) -> str:
 
 
 @dataclass
+class MessageCache:
+    """Messages kept from one translation to the next while their inputs are unchanged:
+    the xDS layer then recognises them by identity and serialises nothing again, so a
+    route change costs the route, not the mesh's 1,000 clusters and their endpoints."""
+
+    clusters: dict[Hashable, Message] = field(default_factory=dict)
+    endpoints: dict[Hashable, Message] = field(default_factory=dict)
+    # A sidecar's inbound side and HTTP proxy listener depend on the node alone.
+    node_parts: dict[Hashable, Resources] = field(default_factory=dict)
+    node_parts_used: dict[Hashable, Resources] = field(default_factory=dict)
+
+    def rotate(self) -> None:
+        """Keep what the last translation used; forget the rest (bounded memory)."""
+        self.node_parts, self.node_parts_used = self.node_parts_used, {}
+
+
+@dataclass
 class MeshTranslator:
     snapshot: MeshSnapshot
+    cache: MessageCache = field(default_factory=MessageCache)
     _route_tables: dict[tuple[str, str], route_pb2.RouteConfiguration] = field(default_factory=dict)
 
     @cached_property
@@ -53,14 +73,28 @@ class MeshTranslator:
     @cached_property
     def clusters(self) -> Mapping[str, Message]:
         registry = self.snapshot.registry
-        return {b.cluster: cluster_for(b, registry) for b in sorted(self.routing.clusters, key=_k)}
+        old = self.cache.clusters
+        new: dict[Hashable, Message] = {}
+        out: dict[str, Message] = {}
+        for b in sorted(self.routing.clusters, key=_k):
+            key = cluster_key(b, registry)
+            msg = old.get(key) or cluster_for(b, registry)
+            new[key] = out[b.cluster] = msg
+        self.cache.clusters = new
+        return out
 
     @cached_property
     def endpoints(self) -> Mapping[str, Message]:
         registry = self.snapshot.registry
-        return {
-            b.cluster: endpoints_for(b, registry) for b in sorted(self.routing.clusters, key=_k)
-        }
+        old = self.cache.endpoints
+        new: dict[Hashable, Message] = {}
+        out: dict[str, Message] = {}
+        for b in sorted(self.routing.clusters, key=_k):
+            key = endpoints_key(b, registry)
+            msg = old.get(key) or endpoints_for(b, registry)
+            new[key] = out[b.cluster] = msg
+        self.cache.endpoints = new
+        return out
 
     def route_table(self, kind: str, namespace: str) -> route_pb2.RouteConfiguration:
         key = (kind, namespace)
@@ -72,9 +106,16 @@ class MeshTranslator:
     # --- per proxy --------------------------------------------------------------------------
 
     def for_proxy(self, node: ProxyNode) -> Resources:
+        """Everything the proxy gets: the mesh's clusters and endpoints, and its own."""
+        own = self.proxy_specific(node)
+        own[e.CLUSTER] = {**self.clusters, **own[e.CLUSTER]}
+        own[e.ENDPOINT] = {**self.endpoints, **own[e.ENDPOINT]}
+        return own
+
+    def proxy_specific(self, node: ProxyNode) -> Resources:
+        """Only what is the proxy's own (listeners, routes, inbound clusters...): the
+        mesh-wide clusters and endpoints are shared by reference (see `clusters`)."""
         out: Resources = {t: {} for t in e.TYPE_URLS}
-        out[e.CLUSTER].update(self.clusters)
-        out[e.ENDPOINT].update(self.endpoints)
         if node.kind == "proxyless":
             self._proxyless(node, out)
         elif node.kind == "gateway":
@@ -92,12 +133,36 @@ class MeshTranslator:
         registry = self.snapshot.registry
         for b in gw.backends:
             # A gateway may send to a service port no mesh route uses (an Ingress backend).
-            if b.cluster not in out[e.CLUSTER]:
+            if b.cluster not in self.clusters:
                 out[e.CLUSTER][b.cluster] = cluster_for(b, registry)
                 out[e.ENDPOINT][b.cluster] = endpoints_for(b, registry)
         self._sidecar(node, out)
 
+    def __post_init__(self) -> None:
+        self.cache.rotate()
+
     def _sidecar(self, node: ProxyNode, out: Resources) -> None:
+        key = (
+            node.id,
+            node.namespace,
+            node.service,
+            node.address,
+            node.inbound,
+            node.outbound_http_port,
+        )
+        parts = self.cache.node_parts.get(key) or self.cache.node_parts_used.get(key)
+        if parts is None:
+            parts = {t: {} for t in e.TYPE_URLS}
+            self._node_parts(node, parts)
+        self.cache.node_parts_used[key] = parts
+        for type_url, items in parts.items():
+            out[type_url].update(items)
+        if node.outbound_http_port:
+            out[e.ROUTE].setdefault(OUTBOUND_HTTP, self.route_table(OUTBOUND_HTTP, node.namespace))
+        for outbound in node.outbound:
+            self._explicit_outbound(node, outbound, out)
+
+    def _node_parts(self, node: ProxyNode, out: Resources) -> None:
         for port in node.inbound:
             self._inbound(node, port, out)
         if node.outbound_http_port:
@@ -105,9 +170,6 @@ class MeshTranslator:
             out[e.LISTENER][OUTBOUND_HTTP] = e.http_listener(
                 OUTBOUND_HTTP, "127.0.0.1", node.outbound_http_port, e.OUTBOUND, hcm
             )
-            out[e.ROUTE][OUTBOUND_HTTP] = self.route_table(OUTBOUND_HTTP, node.namespace)
-        for outbound in node.outbound:
-            self._explicit_outbound(node, outbound, out)
 
     def _inbound(self, node: ProxyNode, port: InboundPort, out: Resources) -> None:
         name = f"inbound:{port.inbound_port}"

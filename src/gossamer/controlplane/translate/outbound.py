@@ -46,11 +46,40 @@ def service_domains(svc: ServiceInfo, port: int, caller_namespace: str) -> list[
 # --- clusters and endpoints ----------------------------------------------------------------
 
 
-def cluster_for(backend: Backend, registry: RegistrySnapshot) -> cluster_pb2.Cluster:
+def _protocol(backend: Backend, registry: RegistrySnapshot) -> str:
     svc = registry.service(backend.namespace, backend.name)
-    protocol = "http"
     if svc is not None and (sport := svc.port(backend.port)) is not None:
-        protocol = sport.protocol
+        return sport.protocol
+    return "http"
+
+
+def cluster_key(backend: Backend, registry: RegistrySnapshot) -> tuple[str, str]:
+    """Everything cluster_for() depends on."""
+    return (backend.cluster, _protocol(backend, registry))
+
+
+def endpoints_key(backend: Backend, registry: RegistrySnapshot) -> tuple[object, ...]:
+    """Everything endpoints_for() depends on."""
+    svc = registry.service(backend.namespace, backend.name)
+    eps = registry.endpoints(svc, backend.port) if svc else ()
+    return (
+        backend.cluster,
+        *(
+            (
+                ep.address,
+                ep.port,
+                ep.healthy,
+                ep.zone,
+                ep.workload,
+                tuple(sorted(ep.labels.items())),
+            )
+            for ep in eps
+        ),
+    )
+
+
+def cluster_for(backend: Backend, registry: RegistrySnapshot) -> cluster_pb2.Cluster:
+    protocol = _protocol(backend, registry)
     meta = {"service": backend.name, "namespace": backend.namespace, "port": str(backend.port)}
     if protocol in L4_PROTOCOLS or protocol in ("grpc", "http2"):
         meta["protocol"] = "tcp" if protocol in L4_PROTOCOLS else protocol

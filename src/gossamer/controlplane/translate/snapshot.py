@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from gossamer.api.kinds.mesh import Mesh, MeshSpec, Service, Workload
 from gossamer.api.loader import parse_resource
 from gossamer.api.model import DEFAULT_MESH, Resource
-from gossamer.controlplane.registry.model import RegistrySnapshot, build_registry
+from gossamer.controlplane.registry.model import RegistrySnapshot, WorkloadInfo, build_registry
 
 R = TypeVar("R", bound=Resource)
 
@@ -43,6 +43,7 @@ def build_snapshot(
     revision: int = 0,
     extra_workloads: Iterable[Workload] = (),
     unhealthy: frozenset[tuple[str, str, int]] = frozenset(),
+    workload_cache: dict[tuple[str, str, str], WorkloadInfo] | None = None,
 ) -> MeshSnapshot:
     grouped: dict[str, list[Resource]] = {}
     for r in resources:
@@ -54,7 +55,7 @@ def build_snapshot(
     workloads = [
         r for r in typed.get(f"{Workload.KIND}.{Workload.GROUP}", ()) if isinstance(r, Workload)
     ]
-    registry = build_registry(services, [*workloads, *extra_workloads], unhealthy)
+    registry = build_registry(services, [*workloads, *extra_workloads], unhealthy, workload_cache)
     return MeshSnapshot(typed, registry, revision)
 
 

@@ -17,6 +17,7 @@ def serve(name: str, routes: dict[str, Handler]) -> None:
 
     class Request(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # small responses must not wait for delayed ACKs
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -29,11 +30,12 @@ def serve(name: str, routes: dict[str, Handler]) -> None:
                 except Exception as exc:  # a demo app answers 500 rather than dying
                     status, body = 500, f"{name}: {exc}\n"
             data = body.encode()
-            self.send_response(status)
-            self.send_header("content-type", "text/plain; charset=utf-8")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            reason = self.responses.get(status, ("",))[0]
+            head = (
+                f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                f"content-length: {len(data)}\r\n\r\n"
+            )
+            self.wfile.write(head.encode() + data)  # one write: head and body together
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # quiet: the sidecar measures every request

@@ -87,6 +87,14 @@ class AdsClient:
     def stop(self) -> None:
         self._stopped.set()
 
+    def _connected(self) -> None:
+        if not self.status.connected:
+            self.status.connected = True
+            self.status.connects += 1
+            self.status.last_error = ""
+            self.status.last_change = time.time()
+            log.info("xds connected", target=self.target)
+
     def _disconnected(self, reason: str) -> None:
         if self.status.connected or reason != self.status.last_error:
             log.warning("xds disconnected; serving the last config", reason=reason)
@@ -119,13 +127,12 @@ class AdsClient:
             stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
             call = stub.StreamAggregatedResources(requests(), metadata=metadata)
             ticker = asyncio.create_task(self._tick(outbox))
+            # Connected once the stream is up, not at the first response: a control plane
+            # that restarts with nothing new for us (our versions are current) sends none.
+            await call.wait_for_connection()
+            self._connected()
             async for response in call:
-                if not self.status.connected:
-                    self.status.connected = True
-                    self.status.connects += 1
-                    self.status.last_error = ""
-                    self.status.last_change = time.time()
-                    log.info("xds connected", target=self.target)
+                self._connected()
                 out, config = state.on_response(
                     response.type_url,
                     response.version_info,

@@ -1,0 +1,1 @@
+"""The admin endpoints: readiness, config dump, stats, drain and exit."""

@@ -1,0 +1,115 @@
+"""A cluster's runtime state: endpoints (with their pools), balancer, outlier detection.
+
+Owned by the Runtime and keyed by cluster name; a config swap updates it in place
+(`update`) so endpoint state (requests in flight, latency estimates, ejections, pooled
+connections) carries over for every endpoint that stays, keyed by (address, port).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gossamer.proxy.config import model as m
+from gossamer.proxy.filters.balance import Balancer, EndpointState, make_balancer
+from gossamer.proxy.filters.outlier import OutlierDetector
+from gossamer.proxy.filters.stats import ClusterStats
+
+PoolFactory = Callable[[EndpointState, "ClusterRuntime"], Any]
+
+
+class ClusterRuntime:
+    __slots__ = (
+        "_clock",
+        "_pool_factory",
+        "_rng",
+        "balancer",
+        "config",
+        "endpoints",
+        "max_requests",
+        "name",
+        "observe_latency",
+        "outlier",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        config: m.Cluster,
+        stats: ClusterStats,
+        pool_factory: PoolFactory,
+        rng: random.Random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = config.name
+        self.stats = stats
+        self._pool_factory = pool_factory
+        self._rng = rng
+        self._clock = clock
+        self.endpoints: dict[tuple[str, int], EndpointState] = {}
+        self.config = config
+        self.outlier = OutlierDetector(config.outlier)
+        self.balancer: Balancer = make_balancer(config, (), rng, clock)
+        self.max_requests = config.circuit_breaker.max_requests
+        self.observe_latency = config.lb_policy == "peak_ewma"
+        self.update(config, force=True)
+
+    def update(self, config: m.Cluster, force: bool = False) -> None:
+        """Take a new version of the cluster's config, keeping endpoint state."""
+        old = self.config
+        self.config = config
+        self.max_requests = config.circuit_breaker.max_requests
+        self.observe_latency = config.lb_policy == "peak_ewma"
+        if config.outlier != old.outlier:
+            self.outlier.config = config.outlier
+        if not force and config.endpoints == old.endpoints and _same_lb(config, old):
+            return
+        states: dict[tuple[str, int], EndpointState] = {}
+        for ep in config.endpoints:
+            key = (ep.address, ep.port)
+            if key in states:  # the same address twice: one endpoint, weights added
+                states[key].weight += max(1, ep.weight)
+                continue
+            state = self.endpoints.get(key)
+            if state is None:
+                state = EndpointState.from_endpoint(ep)
+                state.pool = self._pool_factory(state, self)
+            else:
+                state.update(ep)
+            states[key] = state
+        for key, state in self.endpoints.items():
+            if key not in states and state.pool is not None:
+                state.pool.close_idle(retire=True)
+        self.endpoints = states
+        self.balancer = make_balancer(config, list(states.values()), self._rng, self._clock)
+
+    def pick(self, hash_key: int | None = None) -> EndpointState | None:
+        return self.balancer.pick(hash_key)
+
+    def record(self, ep: EndpointState, status: int, now: float) -> None:
+        """One result for outlier detection (only called when it is configured)."""
+        if self.outlier.record(ep, status, now, self.balancer.endpoints):
+            self.stats.ejections += 1
+
+    def housekeeping(self, now: float) -> None:
+        if self.outlier.config is not None:
+            OutlierDetector.sweep(self.balancer.endpoints, now)
+        idle_limit = self.config.idle_timeout
+        for state in self.endpoints.values():
+            if state.pool is not None:
+                state.pool.sweep(now, idle_limit)
+
+    def retire(self) -> None:
+        """The cluster left the config: close its idle connections (busy ones finish)."""
+        for state in self.endpoints.values():
+            if state.pool is not None:
+                state.pool.close_idle(retire=True)
+
+    def __repr__(self) -> str:
+        return f"<ClusterRuntime {self.name} endpoints={len(self.endpoints)}>"
+
+
+def _same_lb(a: m.Cluster, b: m.Cluster) -> bool:
+    return (a.lb_policy, a.choice_count, a.ring_size) == (b.lb_policy, b.choice_count, b.ring_size)

@@ -1,0 +1,110 @@
+"""What a listener's connections read per request: one immutable object per config.
+
+The Runtime builds a context for each listener on every config swap and stores it on
+the listener's handle; a connection reads `handle.ctx` once when a request (or a TCP
+connection) starts and keeps that object to the end, so requests in flight finish on
+the config they started with. Everything here is computed at config time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Mapping
+
+from gossamer.protocols.http1 import Limits
+from gossamer.proxy.cluster import ClusterRuntime
+from gossamer.proxy.config import model as m
+from gossamer.proxy.filters.route import CompiledTable
+from gossamer.proxy.filters.stats import ListenerStats
+
+DEFAULT_HEADER_TIMEOUT = 10.0
+
+
+class HttpContext:
+    __slots__ = (
+        "clusters",
+        "generate_request_id",
+        "header_timeout",
+        "idle_timeout",
+        "limits",
+        "listener",
+        "name",
+        "rng",
+        "stats",
+        "stream_idle_timeout",
+        "table",
+        "xff",
+    )
+
+    def __init__(
+        self,
+        listener: m.Listener,
+        table: CompiledTable | None,
+        clusters: Mapping[str, ClusterRuntime],
+        stats: ListenerStats,
+        rng: random.Random,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    ) -> None:
+        hcm = listener.handler
+        assert isinstance(hcm, m.HttpConnectionManager)
+        self.listener = listener
+        self.name = listener.name
+        self.table = table
+        self.clusters = clusters
+        self.stats = stats
+        self.rng = rng
+        self.generate_request_id = hcm.generate_request_id
+        self.xff = hcm.xff_append
+        self.header_timeout = header_timeout
+        self.idle_timeout = hcm.idle_timeout or 3600.0
+        self.stream_idle_timeout = hcm.stream_idle_timeout or 300.0
+        self.limits = Limits(max_head_bytes=hcm.max_request_headers_kb * 1024)
+
+
+class TcpContext:
+    __slots__ = (
+        "cluster_names",
+        "clusters",
+        "cumulative",
+        "idle_timeout",
+        "listener",
+        "name",
+        "rng",
+        "stats",
+        "total",
+    )
+
+    def __init__(
+        self,
+        listener: m.Listener,
+        clusters: Mapping[str, ClusterRuntime],
+        stats: ListenerStats,
+        rng: random.Random,
+    ) -> None:
+        proxy = listener.handler
+        assert isinstance(proxy, m.TcpProxy)
+        self.listener = listener
+        self.name = listener.name
+        self.clusters = clusters
+        self.stats = stats
+        self.rng = rng
+        self.cluster_names = tuple(c.name for c in proxy.clusters)
+        cumulative, total = [], 0
+        for c in proxy.clusters:
+            total += c.weight
+            cumulative.append(total)
+        self.cumulative = tuple(proxy.cumulative or cumulative)
+        self.total = proxy.total_weight or total
+        self.idle_timeout = proxy.idle_timeout or 3600.0
+
+    def pick_cluster(self) -> str:
+        """One random draw against the cumulative weights (per connection)."""
+        if len(self.cluster_names) == 1:
+            return self.cluster_names[0]
+        return self.cluster_names[
+            bisect.bisect_right(self.cumulative, self.rng.randrange(self.total))
+        ]
+
+
+Context = HttpContext | TcpContext

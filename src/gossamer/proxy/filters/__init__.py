@@ -1,0 +1,1 @@
+"""Per-request concerns, one module each: routing, balancing, outlier detection, stats."""

@@ -1,0 +1,275 @@
+"""Counters and latency histograms for the admin endpoints (/stats, /stats/prometheus).
+
+Kept minimal and cheap: the hot path increments list slots of objects it looked up once
+per request (no tuple keys, no locks: each process is single-threaded). Label values are
+listener and cluster names from the config and status classes, so the number of series
+is bounded by the config; a hard cap folds anything beyond it into "other".
+
+Worker processes send `snapshot()` (plain data) to the main process, which `merge`s them
+with its own before rendering.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+# Seconds; the last bucket is +Inf.
+BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+CLASSES: Final = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
+MAX_SERIES: Final = 512
+OTHER: Final = "other"
+NO_CLUSTER: Final = "-"  # local replies: no route, direct response, protocol errors
+
+
+class RequestStats:
+    """Requests of one (listener, cluster) pair: by status class, and their latency."""
+
+    __slots__ = ("buckets", "classes", "sum")
+
+    def __init__(self) -> None:
+        self.classes = [0] * len(CLASSES)
+        self.buckets = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+
+    def record(self, status: int, seconds: float) -> None:
+        c = status // 100
+        self.classes[c if 0 < c < 6 else 0] += 1
+        self.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+
+class ListenerStats:
+    __slots__ = ("cx_active", "cx_total", "flags", "requests")
+
+    def __init__(self) -> None:
+        self.cx_total = 0
+        self.cx_active = 0
+        self.flags: dict[str, int] = {}
+        self.requests: dict[str, RequestStats] = {}
+
+    def for_cluster(self, cluster: str) -> RequestStats:
+        rs = self.requests.get(cluster)
+        if rs is None:
+            if len(self.requests) >= MAX_SERIES:
+                cluster = OTHER
+            rs = self.requests.setdefault(cluster, RequestStats())
+        return rs
+
+    def flag(self, flags: str) -> None:
+        for f in flags.split(","):
+            if f in self.flags or len(self.flags) < MAX_SERIES:
+                self.flags[f] = self.flags.get(f, 0) + 1
+
+
+class ClusterStats:
+    __slots__ = ("connect_fail", "cx_active", "cx_total", "ejections", "rq_active")
+
+    def __init__(self) -> None:
+        self.cx_total = 0
+        self.cx_active = 0
+        self.connect_fail = 0
+        self.rq_active = 0
+        self.ejections = 0
+
+
+class Stats:
+    """All the counters of one process."""
+
+    def __init__(self) -> None:
+        self.listeners: dict[str, ListenerStats] = {}
+        self.clusters: dict[str, ClusterStats] = {}
+        self.config_applies = 0
+
+    def listener(self, name: str) -> ListenerStats:
+        ls = self.listeners.get(name)
+        if ls is None:
+            if len(self.listeners) >= MAX_SERIES:
+                name = OTHER
+            ls = self.listeners.setdefault(name, ListenerStats())
+        return ls
+
+    def cluster(self, name: str) -> ClusterStats:
+        cs = self.clusters.get(name)
+        if cs is None:
+            if len(self.clusters) >= MAX_SERIES:
+                name = OTHER
+            cs = self.clusters.setdefault(name, ClusterStats())
+        return cs
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data (picklable, JSON-able) that `merge` and the renderers take."""
+        return {
+            "listeners": {
+                name: {
+                    "cx_total": ls.cx_total,
+                    "cx_active": ls.cx_active,
+                    "flags": dict(ls.flags),
+                    "requests": {
+                        cluster: {
+                            "classes": list(rs.classes),
+                            "buckets": list(rs.buckets),
+                            "sum": rs.sum,
+                        }
+                        for cluster, rs in ls.requests.items()
+                    },
+                }
+                for name, ls in self.listeners.items()
+            },
+            "clusters": {
+                name: {
+                    "cx_total": cs.cx_total,
+                    "cx_active": cs.cx_active,
+                    "connect_fail": cs.connect_fail,
+                    "rq_active": cs.rq_active,
+                    "ejections": cs.ejections,
+                }
+                for name, cs in self.clusters.items()
+            },
+            "config_applies": self.config_applies,
+        }
+
+
+def _add(into: dict[str, Any], other: Mapping[str, Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, Mapping):
+            _add(into.setdefault(key, {}), value)
+        elif isinstance(value, list):
+            mine = into.setdefault(key, [0] * len(value))
+            for i, v in enumerate(value):
+                mine[i] += v
+        elif key == "config_applies":
+            into[key] = max(into.get(key, 0), value)  # each process applies the same configs
+        else:
+            into[key] = into.get(key, 0) + value
+
+
+def merge(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Sum the snapshots of several processes."""
+    out: dict[str, Any] = {"listeners": {}, "clusters": {}, "config_applies": 0}
+    for snap in snapshots:
+        _add(out, snap)
+    return out
+
+
+def summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The /stats JSON: readable totals per listener and cluster."""
+    listeners = {}
+    for name, ls in sorted(snapshot["listeners"].items()):
+        requests = {}
+        for cluster, rs in sorted(ls["requests"].items()):
+            total = sum(rs["classes"])
+            requests[cluster] = {
+                "total": total,
+                **{cls: n for cls, n in zip(CLASSES, rs["classes"], strict=True) if n},
+                "mean_ms": round(rs["sum"] / total * 1000, 3) if total else 0.0,
+            }
+        listeners[name] = {
+            "downstream_cx_total": ls["cx_total"],
+            "downstream_cx_active": ls["cx_active"],
+            "requests": requests,
+            "response_flags": dict(sorted(ls["flags"].items())),
+        }
+    clusters = {
+        name: {
+            "upstream_cx_total": cs["cx_total"],
+            "upstream_cx_active": cs["cx_active"],
+            "upstream_cx_connect_fail": cs["connect_fail"],
+            "upstream_rq_active": cs["rq_active"],
+            "outlier_ejections": cs["ejections"],
+        }
+        for name, cs in sorted(snapshot["clusters"].items())
+    }
+    return {
+        "listeners": listeners,
+        "clusters": clusters,
+        "config_applies": snapshot["config_applies"],
+    }
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus(snapshot: Mapping[str, Any], gauges: Mapping[str, float] | None = None) -> str:
+    """The Prometheus text exposition (version 0.0.4) of a snapshot."""
+    out: list[str] = []
+
+    def family(name: str, kind: str, help_: str) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {kind}")
+
+    def sample(name: str, labels: Mapping[str, str], value: float) -> None:
+        text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        out.append(f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}")
+
+    listeners = sorted(snapshot["listeners"].items())
+    clusters = sorted(snapshot["clusters"].items())
+    for metric, key, kind, help_ in _LISTENER_FAMILIES:
+        family(metric, kind, help_)
+        for name, ls in listeners:
+            sample(metric, {"listener": name}, ls[key])
+    family("gossamer_requests_total", "counter", "Requests by listener, cluster and status class.")
+    for name, ls in listeners:
+        for cluster, rs in sorted(ls["requests"].items()):
+            for cls, n in zip(CLASSES, rs["classes"], strict=True):
+                if n:
+                    sample(
+                        "gossamer_requests_total",
+                        {"listener": name, "cluster": cluster, "class": cls},
+                        n,
+                    )
+    hist = "gossamer_request_duration_seconds"
+    family(hist, "histogram", "Request latency as the client sees it.")
+    for name, ls in listeners:
+        for cluster, rs in sorted(ls["requests"].items()):
+            labels = {"listener": name, "cluster": cluster}
+            cumulative = 0
+            for bound, n in zip((*BUCKETS, "+Inf"), rs["buckets"], strict=True):
+                cumulative += n
+                sample(f"{hist}_bucket", {**labels, "le": str(bound)}, cumulative)
+            sample(f"{hist}_sum", labels, round(rs["sum"], 6))
+            sample(f"{hist}_count", labels, cumulative)
+    family("gossamer_response_flags_total", "counter", "Local replies and errors by flag.")
+    for name, ls in listeners:
+        for flag, n in sorted(ls["flags"].items()):
+            sample("gossamer_response_flags_total", {"listener": name, "flag": flag}, n)
+    for metric, key, kind, help_ in _CLUSTER_FAMILIES:
+        family(metric, kind, help_)
+        for name, cs in clusters:
+            sample(metric, {"cluster": name}, cs[key])
+    family("gossamer_config_applies_total", "counter", "Configurations applied.")
+    sample("gossamer_config_applies_total", {}, snapshot["config_applies"])
+    for name, value in sorted((gauges or {}).items()):
+        family(name, "gauge", name.replace("_", " "))
+        sample(name, {}, value)
+    return "\n".join(out) + "\n"
+
+
+_LISTENER_FAMILIES: Final = (
+    ("gossamer_downstream_connections_total", "cx_total", "counter", "Connections accepted."),
+    ("gossamer_downstream_connections_active", "cx_active", "gauge", "Connections open."),
+)
+_CLUSTER_FAMILIES: Final = (
+    ("gossamer_upstream_connections_total", "cx_total", "counter", "Upstream connections opened."),
+    ("gossamer_upstream_connections_active", "cx_active", "gauge", "Upstream connections open."),
+    ("gossamer_upstream_connect_failures_total", "connect_fail", "counter", "Connects failed."),
+    ("gossamer_upstream_requests_active", "rq_active", "gauge", "Requests in flight upstream."),
+    ("gossamer_outlier_ejections_total", "ejections", "counter", "Endpoints ejected."),
+)

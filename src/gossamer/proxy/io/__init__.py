@@ -1,0 +1,1 @@
+"""The only asyncio/uvloop code of the sidecar: listeners, connections, pools, timers."""

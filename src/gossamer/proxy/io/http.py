@@ -1,0 +1,1008 @@
+"""HTTP/1.1 proxying on uvloop protocols: client connections, upstream connections, pools.
+
+One `HttpDownstream` per client connection carries one exchange at a time (HTTP/1.1 has
+no concurrency on a connection; pipelined requests wait in the paused parser). Its
+exchange state lives on the connection object itself: no per-request object besides the
+parsed head. One `UpstreamConnection` per upstream TCP connection; idle ones wait in
+their endpoint's `Pool` (LIFO, so the warmest is reused and the rest can time out).
+
+Cost rules followed here (the per-request budget is a few tens of microseconds):
+- one transport.write per read event: callbacks of one `feed` append to a list and the
+  protocol writes it joined after the feed (a GET is one write upstream; a small
+  response, head and body, one write downstream);
+- no timers per request (io/clock.py), no closures or tasks per request unless a new
+  upstream connection must be opened;
+- heads are forwarded as received when nothing changes (protocols/http1 builders).
+
+Back-pressure: when a transport's write buffer passes its high-water mark the other
+side's reading pauses (pause_writing → pause_reading), in both directions, so a body
+streams through with bounded memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Final, cast
+
+from gossamer.protocols.http1 import (
+    ProtocolError,
+    RequestHead,
+    ResponseHead,
+    build_request_head,
+    build_response_head,
+    encode_chunk,
+    last_chunk,
+    request_parser,
+    response_parser,
+)
+from gossamer.proxy.context import HttpContext
+from gossamer.proxy.filters.route import DIRECT, FORWARD, HeaderPlan, RouteEntry
+from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats
+from gossamer.proxy.io.clock import INF
+from gossamer.proxy.io.replies import local_reply
+
+if TYPE_CHECKING:
+    from gossamer.proxy.cluster import ClusterRuntime
+    from gossamer.proxy.filters.balance import EndpointState
+    from gossamer.proxy.io.listener import ListenerHandle
+
+monotonic = time.monotonic
+
+# Exchange states of a client connection.
+IDLE: Final = 0  # between requests
+ACTIVE: Final = 1  # a request is being proxied
+DISCARD: Final = 2  # answered locally; waiting for the end of the request's message
+TUNNEL: Final = 3  # upgraded (101): raw bytes both ways
+CLOSED: Final = 4
+LINGER: Final = 5  # error sent, write side shut; reading and discarding until EOF
+
+# What the connection's one deadline means.
+T_NONE: Final = 0
+T_HEADER: Final = 1  # request head must complete (408)
+T_IDLE: Final = 2  # keep-alive or tunnel idle
+T_ROUTE: Final = 3  # the route's timeout (504)
+T_LINGER: Final = 4  # end of the lingering close
+T_STREAM: Final = 5  # request body stalled (the HCM's stream idle timeout; 408)
+
+# After an error reply, keep reading (and discarding) what the client still sends for a
+# moment before closing: closing with unread input makes the kernel send a reset, which
+# can destroy the error reply before the client reads it (nginx's lingering close).
+LINGER_SECONDS: Final = 2.0
+
+# Why reading from the client is paused (a bit each).
+P_UPSTREAM: Final = 1  # upstream is connecting or its write buffer is full
+P_PIPELINE: Final = 2  # pipelined requests wait behind the current one
+
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+PROTO: Final = b"http"
+BUFFER_LIMIT: Final = 64 * 1024  # request bytes held while the upstream connects
+# A failed connect sent nothing, so it is always safe to try another endpoint (as Linkerd
+# does, and Istio's default retry policy): an endpoint announced a moment before its
+# listener is up, or gone a moment before EDS says so, costs no request.
+CONNECT_ATTEMPTS: Final = 3
+_NO_REMOVE: Final[frozenset[bytes]] = frozenset()
+
+
+class HttpDownstream(asyncio.Protocol):
+    __slots__ = (
+        "active",
+        "attempts",
+        "cluster",
+        "continue_sent",
+        "ctx",
+        "deadline",
+        "dispatch",
+        "endpoint",
+        "entry",
+        "eofs",
+        "handle",
+        "has_body",
+        "head",
+        "keep_alive",
+        "out",
+        "parser",
+        "paused",
+        "peer",
+        "peer_ip",
+        "req_chunked",
+        "req_done",
+        "resp_chunked",
+        "resp_plan",
+        "resp_started",
+        "retried",
+        "rstats",
+        "seq",
+        "started",
+        "state",
+        "status",
+        "timer",
+        "transport",
+        "up_head",
+        "up_out",
+        "up_size",
+        "upstream",
+        "upstream_paused",
+    )
+
+    def __init__(self, handle: ListenerHandle) -> None:
+        self.handle = handle
+        ctx = handle.ctx
+        assert isinstance(ctx, HttpContext)
+        self.ctx = ctx
+        self.parser = request_parser(self, limits=ctx.limits)
+        self.transport: asyncio.Transport | None = None
+        self.peer = b""
+        self.peer_ip = ""
+        self.state = IDLE
+        self.deadline = INF
+        self.timer = T_NONE
+        self.paused = 0
+        self.seq = 0
+        self.active = False  # tunnel traffic since the last idle check
+        self.out: list[bytes] = []  # bytes for the client, written after each feed
+        self.up_out: list[bytes] = []  # bytes for the upstream, idem
+        self.up_size = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.head: RequestHead | None = None
+        self.entry: RouteEntry | None = None
+        self.cluster: ClusterRuntime | None = None
+        self.endpoint: EndpointState | None = None
+        self.rstats: RequestStats | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.upstream_paused = False
+        self.eofs = 0  # tunnel: 1 client finished sending, 2 upstream did; 3 both: close
+        self.up_head = b""
+        self.resp_plan: HeaderPlan | None = None
+        self.req_done = False
+        self.req_chunked = False
+        self.has_body = False
+        self.resp_started = False
+        self.resp_chunked = False
+        self.keep_alive = True
+        self.continue_sent = False
+        self.retried = False
+        self.attempts = 0
+        self.dispatch = False  # routed; the upstream is asked for after the read is parsed
+        self.status = 0
+        self.started = 0.0
+
+    # --- connection events -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = peer[0] if peer else ""
+        self.peer = self.peer_ip.encode()
+        handle = self.handle
+        handle.connections.add(self)
+        handle.ticker.items.add(self)
+        stats = handle.stats
+        stats.cx_total += 1
+        stats.cx_active += 1
+        # The first request's head must arrive in time too (a silent connection just closes).
+        self.deadline = monotonic() + self.ctx.header_timeout
+        self.timer = T_HEADER
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        state = self.state
+        self.state = CLOSED
+        handle = self.handle
+        handle.connections.discard(self)
+        handle.ticker.items.discard(self)
+        handle.stats.cx_active -= 1
+        if state in (ACTIVE, TUNNEL):
+            up = self.upstream
+            self.upstream = None
+            if up is not None:
+                up.down = None
+                up.close()
+            if state == ACTIVE:
+                # The client went away mid-exchange ("DC" as in Envoy).
+                self.ctx.stats.flag("DC")
+                self._finish_endpoint(0, monotonic(), record=False)
+                if self.rstats is not None:  # counted, as the status it got (0: none)
+                    self.rstats.record(self.status, monotonic() - self.started)
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state >= TUNNEL:
+            if state == LINGER:
+                return
+            self.active = True
+            up = self.upstream
+            if up is not None and up.transport is not None:
+                up.transport.write(data)
+            return
+        parser = self.parser
+        if parser.paused and not self.paused & P_PIPELINE:
+            # Pipelined requests: keep them in the parser, but stop reading more.
+            self._pause(P_PIPELINE)
+        try:
+            parser.feed(data)
+        except ProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        if self.dispatch:
+            self._dispatch()
+        if self.up_out:
+            self._flush_up()
+        if self.state == IDLE and self.timer != T_HEADER and parser.head_in_progress:
+            self.deadline = monotonic() + self.ctx.header_timeout
+            self.timer = T_HEADER
+
+    def eof_received(self) -> bool | None:
+        if self.state == TUNNEL:
+            up = self.upstream
+            if up is not None and up.transport is not None and up.transport.can_write_eof():
+                up.transport.write_eof()  # half-close: the other direction may go on
+                self.eofs |= 1
+                if self.eofs == 3:
+                    up.close()
+                    return None
+                return True
+            return None
+        if self.state == ACTIVE and self.req_done:
+            self.keep_alive = False  # half-closed client: answer, then close
+            return True
+        with contextlib.suppress(ProtocolError):
+            self.parser.feed_eof()
+        return None  # closes the transport
+
+    def pause_writing(self) -> None:
+        up = self.upstream
+        if up is not None and up.transport is not None and not self.upstream_paused:
+            self.upstream_paused = True
+            up.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        up = self.upstream
+        if up is not None and up.transport is not None and self.upstream_paused:
+            self.upstream_paused = False
+            up.transport.resume_reading()
+
+    def _pause(self, reason: int) -> None:
+        if not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if self.paused & reason:
+            self.paused &= ~reason
+            if not self.paused and self.transport is not None and self.state != CLOSED:
+                self.transport.resume_reading()
+
+    # --- listener and timer hooks ------------------------------------------------------
+
+    def drain(self) -> None:
+        """Listener draining: close if idle, else after the current response."""
+        if self.state == IDLE and not self.parser.head_in_progress:
+            self.close()
+        else:
+            self.keep_alive = False
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self) -> None:
+        if self.transport is not None and self.state != CLOSED:
+            self.transport.close()
+
+    def on_deadline(self, now: float) -> None:
+        timer = self.timer
+        self.deadline = INF
+        self.timer = T_NONE
+        if timer == T_HEADER:
+            if self.state == IDLE and self.parser.head_in_progress:
+                self._reply_and_close(408, "request header timeout", "SI")
+            elif self.state == IDLE:
+                self.close()
+        elif timer == T_IDLE and self.state == TUNNEL and self.active:
+            self.active = False  # the tunnel was used: check again one idle timeout later
+            self.deadline = now + self.ctx.idle_timeout
+            self.timer = T_IDLE
+        elif timer in (T_IDLE, T_LINGER):
+            self.close()
+        elif timer == T_STREAM and self.state == ACTIVE:
+            if self.resp_started:
+                self.ctx.stats.flag("SI")
+                self._finish_endpoint(408, now)
+                self._abort_exchange()
+            else:
+                self._upstream_failed(408, "request body timeout", "SI", retry=False)
+        elif timer == T_ROUTE and self.state == ACTIVE:
+            if self.resp_started:
+                self.ctx.stats.flag("UT")
+                self._finish_endpoint(504, now)
+                self._abort_exchange()
+            else:
+                self._upstream_failed(504, "upstream request timeout", "UT", retry=False)
+
+    # --- request events (the parser calls these) ---------------------------------------
+
+    def on_request_head(self, head: RequestHead) -> None:
+        now = monotonic()
+        ctx = self.handle.ctx
+        if not isinstance(ctx, HttpContext):
+            ctx = self.ctx  # the listener turned into TCP: keep its last HTTP config
+        self.ctx = ctx
+        self._reset()
+        self.seq += 1
+        self.state = ACTIVE
+        self.head = head
+        self.started = now
+        self.deadline = INF
+        self.timer = T_NONE
+        self.has_body = head.chunked or bool(head.content_length)
+        if head.method == b"CONNECT":
+            self._local(405, b"CONNECT is not supported\n", "")
+            return
+        authority = head.authority or head.host or b""
+        table = ctx.table
+        entry = table.route(head, authority) if table is not None else None
+        if entry is None:
+            self._local(404, b"no route\n", "NR")
+            return
+        self.entry = entry
+        if entry.kind != FORWARD:
+            self._local_route(entry, head, authority)
+            return
+        i = entry.pick(ctx.rng)
+        name = entry.cluster_names[i]
+        cluster = ctx.clusters.get(name)
+        self.rstats = ctx.stats.requests.get(name) or ctx.stats.for_cluster(name)
+        if cluster is None:
+            self._local(503, b"cluster not found: %s\n" % name.encode(), "NC")
+            return
+        self.cluster = cluster
+        ep = cluster.pick(
+            entry.hash.key(head.headers, head.path, self.peer_ip) if entry.hashing else None
+        )
+        if ep is None:
+            self._local(503, b"no healthy upstream\n", "UH")
+            return
+        if cluster.stats.rq_active >= cluster.max_requests:
+            self._local(503, b"upstream overflow (circuit breaker)\n", "UO")
+            return
+        ep.active += 1
+        cluster.stats.rq_active += 1
+        self.endpoint = ep
+        self.resp_plan = entry.response_plans[i]
+        plan = entry.request_plans[i]
+        remove = plan.remove
+        host = entry.host_rewrite
+        if host is None and head.host is None and head.authority is None:
+            host = b"%s:%d" % (ep.address.encode(), ep.port)  # HTTP/1.0 without Host
+        if head.expect_continue:
+            # Like Envoy: answer 100 ourselves now, and do not forward the expectation.
+            remove = remove | {b"expect"}
+            if head.version == b"1.1" and self.transport is not None:
+                self.transport.write(CONTINUE)
+                self.continue_sent = True
+        if plan.empty and not head.expect_continue:
+            up_head = build_request_head(
+                head,
+                target=entry.upstream_path(head.path) if entry.rewrites else None,
+                host=host,
+                client_addr=self.peer if ctx.xff else None,
+                proto=PROTO,
+                request_id=ctx.generate_request_id,
+            )
+        else:
+            up_head = build_request_head(
+                head,
+                target=entry.upstream_path(head.path),
+                host=host,
+                client_addr=self.peer if ctx.xff else None,
+                proto=PROTO,
+                request_id=ctx.generate_request_id,
+                set_headers=plan.set,
+                add_headers=plan.add,
+                remove_headers=remove or _NO_REMOVE,
+            )
+        self.up_head = up_head
+        self.req_chunked = head.chunked
+        if self.has_body:
+            # The route timeout starts when the request is complete (as in Envoy); until
+            # then a body that stalls for the stream idle timeout ends the exchange.
+            self.deadline = now + ctx.stream_idle_timeout
+            self.timer = T_STREAM
+        self.up_out.append(up_head)
+        self.up_size = len(up_head)
+        # Not now: if the rest of this read turns out malformed (a bad chunk), the upstream
+        # must not have been touched at all.
+        self.dispatch = True
+
+    def on_body(self, data: bytes) -> None:
+        if self.state != ACTIVE:
+            return  # discarding the body of a request answered locally
+        if self.req_chunked:
+            data = encode_chunk(data)
+        if self.timer == T_STREAM:
+            self.deadline = monotonic() + self.ctx.stream_idle_timeout
+        self.up_out.append(data)
+        self.up_size += len(data)
+        if self.upstream is None and self.up_size > BUFFER_LIMIT:
+            self._pause(P_UPSTREAM)  # resumed when the connection is made
+
+    def on_message_complete(self) -> None:
+        state = self.state
+        if state == DISCARD:
+            self._end_exchange()
+            return
+        if state != ACTIVE:
+            return
+        self.req_done = True
+        head = self.head
+        assert head is not None
+        entry = self.entry
+        if entry is not None and entry.timeout and not self.resp_started:
+            self.deadline = monotonic() + entry.timeout
+            self.timer = T_ROUTE
+        elif self.timer == T_STREAM:
+            self.deadline = INF
+            self.timer = T_NONE
+        if self.req_chunked:
+            self.up_out.append(last_chunk(head.trailers))
+        if head.upgrade is None:
+            self.parser.pause()  # the next request waits for this response
+
+    def on_upgrade(self, data: bytes) -> None:
+        # Bytes after an upgrade request: the new protocol, for the upstream.
+        if not data:
+            return
+        if self.state == TUNNEL:
+            up = self.upstream
+            if up is not None and up.transport is not None:
+                up.transport.write(data)
+        elif self.state == ACTIVE:
+            self.up_out.append(data)
+            self.up_size += len(data)
+
+    # --- upstream connection -----------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Send the routed request: on a pooled connection, or a new one."""
+        self.dispatch = False
+        ep, cluster = self.endpoint, self.cluster
+        if self.state != ACTIVE or ep is None or cluster is None:
+            return
+        up = ep.pool.take()
+        if up is not None:
+            self._attach(up)
+        else:
+            self._connect(cluster, ep)
+
+    def _attach(self, up: UpstreamConnection) -> None:
+        self.upstream = up
+        up.down = self
+        head = self.head
+        assert head is not None
+        up.parser.expect_response(head.method)
+        up.responded = False
+        if self.paused & P_UPSTREAM:
+            self._resume(P_UPSTREAM)
+
+    def _flush_up(self) -> None:
+        up = self.upstream
+        if up is None or up.transport is None:
+            return  # still connecting: kept (bounded by BUFFER_LIMIT + pause)
+        out = self.up_out
+        up.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+        self.up_size = 0
+
+    def _connect(self, cluster: ClusterRuntime, ep: EndpointState) -> None:
+        asyncio.get_running_loop().create_task(self._open(cluster, ep, self.seq))
+
+    async def _open(self, cluster: ClusterRuntime, ep: EndpointState, seq: int) -> None:
+        up = await open_upstream(cluster, ep)
+        if up is None:
+            if self.seq == seq and self.state == ACTIVE:
+                self._connect_failed(cluster, ep)
+            return
+        if self.seq != seq or self.state != ACTIVE:
+            ep.pool.release(up)  # the client moved on: keep the connection warm
+            return
+        self._attach(up)
+        if self.up_out:
+            self._flush_up()
+
+    def _connect_failed(self, cluster: ClusterRuntime, ep: EndpointState) -> None:
+        self.attempts += 1
+        if self.attempts < CONNECT_ATTEMPTS and self.endpoint is ep:
+            other = ep
+            for _ in range(3):  # prefer another endpoint, if the balancer has one
+                other = cluster.pick(None) or ep
+                if other is not ep:
+                    break
+            if cluster.outlier.config is not None:
+                cluster.record(ep, 503, monotonic())
+            ep.active -= 1
+            other.active += 1
+            self.endpoint = other
+            up = other.pool.take()
+            if up is not None:
+                self._attach(up)
+                self._flush_up()
+            else:
+                self._connect(cluster, other)
+            return
+        self._upstream_failed(503, "upstream connect error", "UF", retry=False)
+
+    def _upstream_failed(self, status: int, reason: str, flags: str, retry: bool) -> None:
+        """The upstream side failed before the response completed."""
+        up = self.upstream
+        self.upstream = None
+        if up is not None:
+            up.down = None
+            up.close()
+        if (
+            retry
+            and not self.retried
+            and not self.resp_started
+            and not self.has_body
+            and self.head is not None
+            and self.head.upgrade is None
+            and self.cluster is not None
+            and self.endpoint is not None
+        ):
+            # A reused keep-alive connection the upstream had closed: the request never
+            # reached it, so send it again on a fresh connection (once).
+            self.retried = True
+            self.up_out = [self.up_head]
+            self.up_size = len(self.up_head)
+            self._connect(self.cluster, self.endpoint)
+            return
+        now = monotonic()
+        if self.resp_started:
+            self.ctx.stats.flag(flags)
+            self._finish_endpoint(status, now)
+            self._abort_exchange()
+            return
+        self._finish_endpoint(status, now, record=False)
+        self._local(status, reason.encode() + b"\n", flags)
+
+    def _abort_exchange(self) -> None:
+        up = self.upstream
+        self.upstream = None
+        if up is not None:
+            up.down = None
+            up.close()
+        self.state = CLOSED
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _finish_endpoint(self, status: int, now: float, record: bool = True) -> None:
+        """Release the endpoint's accounting for the current exchange (once)."""
+        ep = self.endpoint
+        cluster = self.cluster
+        if ep is None or cluster is None:
+            return
+        self.endpoint = None
+        ep.active -= 1
+        cluster.stats.rq_active -= 1
+        # Status 0: the client went away; says nothing about the endpoint's health.
+        if status and cluster.outlier.config is not None:
+            cluster.record(ep, status, now)
+        if status and cluster.observe_latency:
+            ep.observe_rtt(now - self.started, now)
+        if record and self.rstats is not None:
+            self.rstats.record(status, now - self.started)
+
+    # --- responses ---------------------------------------------------------------------
+
+    def response_complete(self, up: UpstreamConnection, reusable: bool) -> None:
+        now = monotonic()
+        out = self.out
+        transport = self.transport
+        if out and transport is not None:
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+        self._finish_endpoint(self.status, now)
+        self.upstream = None
+        up.down = None
+        if self.upstream_paused:
+            self.upstream_paused = False
+            if up.transport is not None:
+                up.transport.resume_reading()
+        pool = up.ep.pool
+        if reusable and self.req_done and up.transport is not None and not pool.retired:
+            up.idle_since = now
+            pool.idle.append(up)  # back to the pool (Pool.release, inlined)
+        else:
+            up.close()
+        if not self.req_done or not self.keep_alive or self.handle.draining:
+            self.state = CLOSED
+            if transport is not None:
+                transport.close()
+            return
+        self._end_exchange()
+
+    def start_tunnel(self, up: UpstreamConnection) -> None:
+        """The upstream accepted the upgrade (101): relay raw bytes both ways from now."""
+        out = self.out
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
+            out.clear()
+        self._finish_endpoint(101, monotonic())
+        self.state = TUNNEL
+        self.timer = T_IDLE  # the HCM idle timeout, counted from the last traffic
+        self.deadline = monotonic() + self.ctx.idle_timeout
+        if self.up_out:
+            self._flush_up()
+
+    def _end_exchange(self) -> None:
+        self.state = IDLE  # per-exchange fields are reset by the next on_request_head
+        self.deadline = monotonic() + self.ctx.idle_timeout
+        self.timer = T_IDLE
+        if self.paused:
+            self._resume(P_UPSTREAM | P_PIPELINE)
+        parser = self.parser
+        if parser.paused:
+            if parser.idle:
+                parser.resume()  # nothing queued: just unpause
+            else:
+                # Pipelined requests are queued in the parser: deliver them from the
+                # loop, not from inside the upstream callbacks that got us here.
+                asyncio.get_running_loop().call_soon(self._resume_parser)
+
+    def _resume_parser(self) -> None:
+        if self.state == CLOSED:
+            return
+        try:
+            self.parser.resume()
+        except ProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        if self.dispatch:
+            self._dispatch()
+        if self.up_out:
+            self._flush_up()
+
+    # --- local replies -----------------------------------------------------------------
+
+    def _local(
+        self, status: int, body: bytes, flags: str, extra: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None:
+        """Answer the current request ourselves (no route, no upstream, errors...)."""
+        head = self.head
+        assert head is not None
+        now = monotonic()
+        stats = self.ctx.stats
+        if flags:
+            stats.flag(flags)
+        rstats = self.rstats or stats.for_cluster(NO_CLUSTER)
+        rstats.record(status, now - self.started)
+        plan = self.resp_plan
+        if plan is not None and not plan.empty:
+            extra = (*extra, *plan.set, *plan.add)
+        # The connection stays open only if the request's message is (or will be) whole.
+        keep = (
+            head.keep_alive
+            and not self.handle.draining
+            and self.keep_alive
+            and head.upgrade is None
+            and head.method != b"CONNECT"  # the parser has left HTTP behind
+            and (self.req_done or not self.has_body)
+            and not (self.continue_sent is False and head.expect_continue and self.has_body)
+        )
+        data = local_reply(status, body, flags, keep, head.method == b"HEAD", head.version, extra)
+        up = self.upstream
+        self.upstream = None
+        if up is not None:
+            up.down = None
+            up.close()
+        if self.out:  # e.g. an interim response already relayed
+            data = b"".join(self.out) + data
+            self.out.clear()
+        self.up_out.clear()
+        self.up_size = 0
+        if self.transport is not None:
+            self.transport.write(data)
+        if not keep:
+            self._linger()
+            return
+        if self.req_done:
+            self._end_exchange()
+        else:
+            self.state = DISCARD  # on_message_complete (right after) ends the exchange
+
+    def _local_route(self, entry: RouteEntry, head: RequestHead, authority: bytes) -> None:
+        plan = entry.response_plans[0]
+        self.resp_plan = plan
+        if entry.kind == DIRECT:
+            self._local(entry.direct_status, entry.direct_body, "")
+        else:
+            assert entry.redirect is not None
+            location = entry.redirect_location(head, authority)
+            self._local(entry.redirect.status, b"", "", ((b"location", location),))
+
+    def _reply_and_close(self, status: int, reason: str, flags: str) -> None:
+        self.ctx.stats.flag(flags)
+        self.ctx.stats.for_cluster(NO_CLUSTER).record(status, 0.0)
+        t = self.transport
+        if t is None or self.state == CLOSED:
+            return
+        t.write(local_reply(status, reason.encode() + b"\n", flags, False))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after an error reply without losing it (see LINGER_SECONDS)."""
+        t = self.transport
+        if t is None or self.state == CLOSED:
+            return
+        if not t.can_write_eof():
+            self.close()
+            self.state = CLOSED
+            return
+        t.write_eof()
+        self.state = LINGER
+        self.deadline = monotonic() + LINGER_SECONDS
+        self.timer = T_LINGER
+        if self.paused:
+            self.paused = 0
+            t.resume_reading()
+
+    def _protocol_error(self, exc: ProtocolError) -> None:
+        if self.state == ACTIVE:
+            # Broken body framing mid-request: the upstream got part of it; end both.
+            self._finish_endpoint(exc.status, monotonic())
+            if self.resp_started:
+                self.ctx.stats.flag(exc.flags)
+                self._abort_exchange()
+                return
+            up = self.upstream
+            self.upstream = None
+            if up is not None:
+                up.down = None
+                up.close()
+        self.up_out.clear()
+        self._reply_and_close(exc.status, exc.reason, exc.flags)
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to an upstream endpoint; handles the responses coming back."""
+
+    __slots__ = (
+        "cluster",
+        "down",
+        "ep",
+        "idle_since",
+        "keep_alive",
+        "parser",
+        "responded",
+        "rhead",
+        "transport",
+        "tunnel",
+    )
+
+    def __init__(self, ep: EndpointState, cluster: ClusterRuntime) -> None:
+        self.ep = ep
+        self.cluster = cluster
+        self.transport: asyncio.Transport | None = None
+        self.parser = response_parser(self)
+        self.down: HttpDownstream | None = None
+        self.rhead: ResponseHead | None = None
+        self.idle_since = 0.0
+        self.responded = False  # bytes of a response arrived since the last request
+        self.keep_alive = True
+        self.tunnel = False
+
+    @property
+    def closed(self) -> bool:
+        t = self.transport
+        return t is None or t.is_closing()
+
+    def close(self) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        stats = self.cluster.stats
+        stats.cx_total += 1
+        stats.cx_active += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.cluster.stats.cx_active -= 1
+        transport = self.transport
+        self.transport = None
+        down = self.down
+        if down is None:
+            return  # idle (the pool skips closed connections) or already detached
+        if self.tunnel:
+            self.down = None
+            down.upstream = None
+            down.close()
+            return
+        with contextlib.suppress(ProtocolError):
+            self.parser.feed_eof()  # may complete a body delimited by the close
+        if self.down is not None:
+            # Closed before the response completed: a reset, or a stale pooled connection.
+            reused = not self.responded and transport is not None
+            down._upstream_failed(502, "upstream connection closed", "UC", retry=reused)
+
+    def data_received(self, data: bytes) -> None:
+        down = self.down
+        if down is None:
+            self.close()  # bytes on an idle connection: not a response to anything
+            return
+        if self.tunnel:
+            down.active = True
+            if down.transport is not None:
+                down.transport.write(data)
+            return
+        self.responded = True
+        try:
+            self.parser.feed(data)
+        except ProtocolError as exc:
+            if self.down is not None:
+                self.down._upstream_failed(502, exc.reason, exc.flags or "UPE", retry=False)
+            self.close()
+            return
+        down = self.down
+        if down is not None and down.out and down.transport is not None:
+            out = down.out
+            down.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+
+    def eof_received(self) -> bool | None:
+        down = self.down
+        t = down.transport if self.tunnel and down is not None else None
+        if down is not None and t is not None and t.can_write_eof():
+            t.write_eof()  # half-close: pass the FIN on
+            down.eofs |= 2
+            if down.eofs == 3:
+                down.close()
+                return None
+            return True
+        return None
+
+    def pause_writing(self) -> None:
+        down = self.down
+        if down is not None:
+            down._pause(P_UPSTREAM)
+
+    def resume_writing(self) -> None:
+        down = self.down
+        if down is not None:
+            down._resume(P_UPSTREAM)
+
+    # --- response events ---------------------------------------------------------------
+
+    def on_interim_response(self, head: ResponseHead) -> None:
+        down = self.down
+        if down is None or down.head is None or down.head.version != b"1.1":
+            return
+        if head.status == 100 and down.continue_sent:
+            return
+        down.out.append(build_response_head(head))
+
+    def on_response_head(self, head: ResponseHead) -> None:
+        down = self.down
+        assert down is not None and down.head is not None
+        self.rhead = head
+        dhead = down.head
+        down.resp_started = True
+        down.status = head.status
+        version = dhead.version
+        keep = (
+            dhead.keep_alive
+            and down.keep_alive
+            and down.req_done
+            and dhead.upgrade is None  # the request parser has left HTTP behind
+            and not down.handle.draining
+        )
+        plan = down.resp_plan
+        if plan is None or plan.empty:
+            data = build_response_head(head, keep_alive=keep, client_version=version)
+        else:
+            data = build_response_head(
+                head,
+                keep_alive=keep,
+                client_version=version,
+                set_headers=plan.set,
+                add_headers=plan.add,
+                remove_headers=plan.remove,
+            )
+        # response_keeps_alive(), inlined: no framing left for a chunked body to HTTP/1.0.
+        down.keep_alive = head.status == 101 or (
+            keep and not head.body_until_eof and not (head.chunked and version == b"1.0")
+        )
+        down.resp_chunked = head.chunked and version != b"1.0"
+        self.keep_alive = head.keep_alive
+        down.out.append(data)
+
+    def on_body(self, data: bytes) -> None:
+        down = self.down
+        if down is not None:
+            down.out.append(encode_chunk(data) if down.resp_chunked else data)
+
+    def on_message_complete(self) -> None:
+        down = self.down
+        head = self.rhead
+        if down is None or head is None:
+            return
+        if head.status == 101:
+            self.tunnel = True
+            down.start_tunnel(self)
+            return
+        if down.resp_chunked:
+            down.out.append(last_chunk(head.trailers))
+        self.rhead = None
+        down.response_complete(self, self.keep_alive)
+
+    def on_upgrade(self, data: bytes) -> None:
+        down = self.down
+        if data and down is not None and down.transport is not None:
+            down.transport.write(data)
+
+
+class Pool:
+    """Idle keep-alive connections to one endpoint, most recently used first."""
+
+    __slots__ = ("cluster", "ep", "idle", "retired")
+
+    def __init__(self, ep: EndpointState, cluster: ClusterRuntime) -> None:
+        self.ep = ep
+        self.cluster = cluster
+        self.idle: list[UpstreamConnection] = []
+        self.retired = False  # the endpoint left the config: connections close when done
+
+    def take(self) -> UpstreamConnection | None:
+        idle = self.idle
+        while idle:
+            up = idle.pop()
+            t = up.transport
+            if t is not None and not t.is_closing():
+                return up
+        return None
+
+    def release(self, up: UpstreamConnection) -> None:
+        if up.closed or self.retired:
+            up.close()
+            return
+        up.idle_since = monotonic()
+        self.idle.append(up)
+
+    def close_idle(self, retire: bool = False) -> None:
+        self.retired = self.retired or retire
+        idle, self.idle = self.idle, []
+        for up in idle:
+            up.close()
+
+    def sweep(self, now: float, idle_limit: float) -> None:
+        """Close connections idle for longer than the cluster's idle timeout."""
+        if not self.idle:
+            return
+        keep = []
+        for up in self.idle:
+            if up.closed:
+                continue
+            if now - up.idle_since > idle_limit:
+                up.close()
+            else:
+                keep.append(up)
+        self.idle = keep
+
+
+async def open_upstream(cluster: ClusterRuntime, ep: EndpointState) -> UpstreamConnection | None:
+    """A new connection to `ep`, or None (counted as a connect failure) on error/timeout."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(cluster.config.connect_timeout):
+            _, up = await loop.create_connection(
+                lambda: UpstreamConnection(ep, cluster), ep.address, ep.port
+            )
+    except (OSError, TimeoutError):
+        cluster.stats.connect_fail += 1
+        return None
+    return up

@@ -1,0 +1,228 @@
+"""The Runtime: one process's data path, driven by successive ProxyConfigs.
+
+`apply(config)` swaps the whole configuration atomically from the data path's point of
+view: cluster runtime state is updated first (make before break), then every listener
+gets a new context object; a connection reads its listener's context once per request,
+so a request in flight keeps the config it started with. Listeners are reconciled by
+name: a listener that stays at the same address keeps its socket and its connections
+whatever else changed; a new one is bound; a removed one stops accepting and drains its
+connections (idle ones close now, busy ones after their response). A route or endpoint
+change therefore never drops a listener or a connection.
+
+Runtime state that must survive swaps (balancer state, pools, outlier ejections) lives
+in ClusterRuntime objects keyed by cluster name, and EndpointStates keyed by address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gossamer.core.logs import get_logger
+from gossamer.proxy.cluster import ClusterRuntime
+from gossamer.proxy.config import model as m
+from gossamer.proxy.context import DEFAULT_HEADER_TIMEOUT, Context, HttpContext, TcpContext
+from gossamer.proxy.filters.route import CompiledTable
+from gossamer.proxy.filters.stats import Stats
+from gossamer.proxy.io.clock import Ticker
+from gossamer.proxy.io.http import Pool
+from gossamer.proxy.io.listener import ListenerHandle
+
+log = get_logger("proxy.runtime")
+
+
+class Runtime:
+    def __init__(
+        self,
+        stats: Stats | None = None,
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        reuse_port: bool = True,
+        ticker: Ticker | None = None,
+        worker: int = 0,
+    ) -> None:
+        self.stats = stats or Stats()
+        self.rng = rng or random.Random()
+        self.clock = clock
+        self.header_timeout = header_timeout
+        self.reuse_port = reuse_port
+        self.ticker = ticker or Ticker()
+        self.worker = worker
+        self.config: m.ProxyConfig | None = None
+        self.clusters: dict[str, ClusterRuntime] = {}
+        self.listeners: dict[str, ListenerHandle] = {}
+        self.listener_errors: dict[str, str] = {}
+        self.retired: set[ListenerHandle] = set()  # removed listeners still draining
+        self.applied_at = 0.0
+        self.draining = False
+        self._tables: dict[int, tuple[m.RouteTable, CompiledTable]] = {}
+        self._lock = asyncio.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        """Start the timers (needs the running loop)."""
+        if not self._started:
+            self._started = True
+            self.ticker.housekeeping.append(self._housekeeping)
+            self.ticker.start()
+
+    # --- config swap -------------------------------------------------------------------
+
+    async def apply(self, config: m.ProxyConfig) -> None:
+        async with self._lock:
+            self.start()
+            self._apply_clusters(config)
+            await self._apply_listeners(config)
+            self.config = config
+            self.applied_at = time.time()
+            self.stats.config_applies += 1
+
+    def _apply_clusters(self, config: m.ProxyConfig) -> None:
+        clusters: dict[str, ClusterRuntime] = {}
+        for name, cluster in config.clusters.items():
+            runtime = self.clusters.get(name)
+            if runtime is None:
+                runtime = ClusterRuntime(
+                    cluster, self.stats.cluster(name), Pool, self.rng, self.clock
+                )
+            elif runtime.config is not cluster:
+                runtime.update(cluster)
+            clusters[name] = runtime
+        for name, runtime in self.clusters.items():
+            if name not in clusters:
+                runtime.retire()
+        # A new dict: contexts of the previous config keep the old mapping.
+        self.clusters = clusters
+
+    def _table(self, table: m.RouteTable | None) -> CompiledTable | None:
+        if table is None:
+            return None
+        cached = self._tables.get(id(table))
+        if cached is not None and cached[0] is table:
+            return cached[1]
+        compiled = CompiledTable(table)
+        self._tables[id(table)] = (table, compiled)
+        return compiled
+
+    def _context(self, listener: m.Listener, config: m.ProxyConfig) -> Context:
+        stats = self.stats.listener(listener.name)
+        handler = listener.handler
+        if isinstance(handler, m.TcpProxy):
+            return TcpContext(listener, self.clusters, stats, self.rng)
+        table = handler.route_table
+        if table is None and handler.route_config_name is not None:
+            table = config.routes.get(handler.route_config_name)
+        return HttpContext(
+            listener, self._table(table), self.clusters, stats, self.rng, self.header_timeout
+        )
+
+    async def _apply_listeners(self, config: m.ProxyConfig) -> None:
+        previous_tables = self._tables
+        self._tables = {}
+        # Reuse compiled tables of unchanged route configurations (same objects).
+        for key, (table, compiled) in previous_tables.items():
+            if any(t is table for t in config.routes.values()):
+                self._tables[key] = (table, compiled)
+        old = self.listeners
+        new: dict[str, ListenerHandle] = {}
+        errors: dict[str, str] = {}
+        for name, listener in config.listeners.items():
+            if listener.tls is not None:
+                # Never serve in plaintext what the config says is TLS.
+                errors[name] = "TLS listeners are not supported yet; not listening"
+                continue
+            ctx = self._context(listener, config)
+            handle = old.get(name)
+            if handle is not None and handle.key == (listener.address, listener.port):
+                handle.ctx = ctx  # the swap: the next request or connection sees it
+                new[name] = handle
+                continue
+            if handle is None:
+                # A renamed listener at the same address keeps its socket too.
+                handle = next(
+                    (
+                        h
+                        for n, h in old.items()
+                        if n not in config.listeners and h.key == (listener.address, listener.port)
+                    ),
+                    None,
+                )
+                if handle is not None:
+                    old = {n: h for n, h in old.items() if h is not handle}
+                    handle.name = name
+                    handle.stats = self.stats.listener(name)
+                    handle.ctx = ctx
+                    new[name] = handle
+                    continue
+            fresh = ListenerHandle(name, ctx, self.ticker, self.stats.listener(name))
+            try:
+                await fresh.start(self.reuse_port)
+            except OSError as exc:
+                errors[name] = (
+                    f"cannot listen on {listener.address}:{listener.port}: {exc.strerror or exc}"
+                )
+                log.error("listener failed", listener=name, error=errors[name])
+                if handle is not None:
+                    new[name] = handle  # keep serving at the old address
+                continue
+            if self.draining:
+                fresh.drain()
+            new[name] = fresh
+            log.debug("listener added", listener=name, address=f"{fresh.address}:{fresh.port}")
+        for name, handle in old.items():
+            if new.get(name) is not handle:
+                log.debug("listener removed", listener=name)
+                handle.drain()
+                self.retired.add(handle)
+        self.listeners = new
+        self.listener_errors = errors
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Stop accepting everywhere; connections finish their current exchange."""
+        self.draining = True
+        for handle in (*self.listeners.values(), *self.retired):
+            handle.drain()
+
+    @property
+    def connections(self) -> int:
+        return sum(h.active for h in (*self.listeners.values(), *self.retired))
+
+    async def shutdown(self, timeout: float) -> None:
+        """Drain, wait up to `timeout` for connections to finish, then close the rest."""
+        self.drain()
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for handle in (*self.listeners.values(), *self.retired):
+            handle.abort_all()
+        for cluster in self.clusters.values():
+            cluster.retire()
+        self.ticker.stop()
+
+    def _housekeeping(self, now: float) -> None:
+        for cluster in self.clusters.values():
+            cluster.housekeeping(now)
+        for handle in list(self.retired):
+            if not handle.active:
+                self.retired.discard(handle)
+
+    # --- introspection -----------------------------------------------------------------
+
+    def listener_addresses(self) -> Mapping[str, str]:
+        return {name: f"{h.address}:{h.port}" for name, h in self.listeners.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "worker": self.worker,
+            "listeners": [h.describe() for h in self.listeners.values()],
+            "listenerErrors": dict(self.listener_errors),
+            "connections": self.connections,
+            "draining": self.draining,
+        }

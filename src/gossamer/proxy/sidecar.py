@@ -1,0 +1,276 @@
+"""The sidecar's main process: config source, admin listener, worker 0, and the workers.
+
+`gossamer proxy run` resolves its flags into SidecarOptions and execs
+`python -m gossamer.proxy.sidecar` with them (in GOSSAMER_PROXY_OPTIONS): the proxy then
+runs in an interpreter that never imported the CLI's dependencies (click, httpx,
+pydantic: ~28 MiB), only what the proxy needs.
+
+Lifecycle:
+- start: bind the admin listener (write --ready-file), start the workers, then get
+  configs from the control plane (ADS) or the --config file;
+- every config: applied here (worker 0), then sent to the workers; /ready turns 200
+  once the first one is applied everywhere;
+- control plane unreachable: keep serving the last config; the ADS client reconnects
+  with jittered backoff; /ready stays 200 and its detail says so;
+- SIGTERM, SIGINT or POST /quitquitquit: drain (stop accepting, /ready 503, finish in
+  flight up to --drain-timeout), then exit 0. SIGHUP with --config: reload the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gossamer.core.logs import configure, get_logger
+from gossamer.proxy.admin.api import AdminApi
+from gossamer.proxy.config import model as m
+from gossamer.proxy.filters import stats as st
+from gossamer.proxy.io.admin import AdminServer
+from gossamer.proxy.node import Inbound, NodeInfo, Outbound
+from gossamer.proxy.runtime import Runtime
+from gossamer.proxy.workers import WorkerSupervisor
+
+log = get_logger("proxy")
+OPTIONS_ENV = "GOSSAMER_PROXY_OPTIONS"
+
+
+@dataclass
+class SidecarOptions:
+    node: NodeInfo
+    xds: str | None = None
+    token: str | None = None
+    config_file: str | None = None
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 0
+    ready_file: str | None = None
+    workers: int = 1
+    drain_timeout: float = 10.0
+    header_timeout: float = 10.0
+    log_level: str = "info"
+    log_format: str = "text"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SidecarOptions:
+        data = json.loads(text)
+        node = data.pop("node")
+        node["inbound"] = tuple(Inbound(**p) for p in node["inbound"])
+        node["outbound"] = tuple(Outbound(**p) for p in node["outbound"])
+        return cls(node=NodeInfo(**node), **data)
+
+
+class Sidecar:
+    def __init__(self, options: SidecarOptions) -> None:
+        self.options = options
+        self.runtime = Runtime(header_timeout=options.header_timeout)
+        self.workers = WorkerSupervisor(options.workers, options.log_level, options.header_timeout)
+        self.admin = AdminServer(AdminApi(self).handle)
+        self.ads: Any = None  # gossamer.proxy.config.ads.AdsClient, imported only for xDS
+        self.started_at = time.time()
+        self.first_applied_at: float | None = None
+        self.draining = False
+        self._stop = asyncio.Event()
+        self._latest: m.ProxyConfig | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # --- AdminTarget -------------------------------------------------------------------
+
+    @property
+    def config(self) -> m.ProxyConfig | None:
+        return self.runtime.config
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        config = self.runtime.config
+        workers_ready = self.workers.all_applied
+        ready = config is not None and workers_ready and not self.draining
+        state = "draining" if self.draining else "live" if ready else "initializing"
+        detail: dict[str, Any] = {
+            "state": state,
+            "config": {
+                "source": "static" if self.options.config_file else "xds",
+                "applied": config is not None,
+                "appliedAt": self.runtime.applied_at or None,
+                "versions": dict(config.versions) if config else {},
+                "listeners": sorted(config.listeners) if config else [],
+            },
+            "xds": self._xds_status(),
+            "workers": {
+                "count": self.options.workers,
+                "ready": workers_ready,
+                "extra": self.workers.describe(),  # pid, alive, generation, listener errors
+            },
+            "listenerErrors": dict(self.runtime.listener_errors),
+        }
+        return ready, detail
+
+    def _xds_status(self) -> dict[str, Any] | None:
+        if self.ads is None:
+            return None
+        status = self.ads.status
+        out = {
+            "target": self.options.xds,
+            "connected": status.connected,
+            "connects": status.connects,
+            "since": status.last_change,
+        }
+        if not status.connected:
+            out["lastError"] = status.last_error or "not connected yet"
+            if self.runtime.config is not None:
+                out["note"] = "control plane unreachable: serving the last config"
+        return out
+
+    async def stats_snapshot(self) -> dict[str, Any]:
+        snapshots = [self.runtime.stats.snapshot()]
+        snapshots += [s for s in await self.workers.ask("stats") if s is not None]
+        return st.merge(snapshots)
+
+    def gauges(self) -> dict[str, float]:
+        ready, _ = self.readiness()
+        out = {"gossamer_ready": float(ready), "gossamer_workers": float(self.options.workers)}
+        if self.ads is not None:
+            out["gossamer_xds_connected"] = float(self.ads.status.connected)
+        return out
+
+    async def listeners(self) -> list[dict[str, Any]]:
+        answers = await self.workers.ask("listeners")
+        return [self.runtime.describe(), *(a for a in answers if a is not None)]
+
+    def drain(self) -> None:
+        if not self.draining:
+            log.info("draining: listeners stop accepting")
+            self.draining = True
+            self.runtime.drain()
+            self.workers.drain()
+
+    def quit(self) -> None:
+        asyncio.get_running_loop().call_soon(self._stop.set)
+
+    # --- running -----------------------------------------------------------------------
+
+    def on_config(self, config: m.ProxyConfig) -> None:
+        self._latest = config  # coalesced: only the newest is applied
+        self._wake.set()
+
+    async def _apply_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            config, self._latest = self._latest, None
+            if config is None:
+                continue
+            try:
+                await self.runtime.apply(config)
+            except Exception:
+                log.error("applying the config failed", exc_info=True)
+                continue
+            self.workers.push(config)
+            if self.first_applied_at is None:
+                self.first_applied_at = time.time()
+            log.info(
+                "config applied",
+                listeners=len(config.listeners),
+                clusters=len(config.clusters),
+                routes=len(config.routes),
+                listener_errors=len(self.runtime.listener_errors),
+            )
+
+    async def run(self) -> int:
+        opts = self.options
+        loop = asyncio.get_running_loop()
+        try:
+            await self.admin.start(opts.admin_host, opts.admin_port)
+        except OSError as exc:
+            log.error("cannot bind the admin listener", error=str(exc), port=opts.admin_port)
+            return 2
+        admin = f"{self.admin.address}:{self.admin.port}"
+        log.info("admin listening", address=admin, node=opts.node.node_id, workers=opts.workers)
+        print(f"gossamer proxy: admin on http://{admin}", flush=True)
+        if opts.ready_file:
+            _write_atomically(Path(opts.ready_file), {"admin": admin, "pid": os.getpid()})
+        self.runtime.start()
+        await self.workers.start()
+        self._tasks.append(loop.create_task(self._apply_loop()))
+        if opts.config_file:
+            if not self._load_static():
+                await self._shutdown(0.0)
+                return 2
+            loop.add_signal_handler(signal.SIGHUP, self._load_static)
+        else:
+            self._start_ads()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        await self._stop.wait()
+        await self._shutdown(opts.drain_timeout)
+        return 0
+
+    def _load_static(self) -> bool:
+        from gossamer.proxy.static import StaticConfigError, load_file
+
+        path = Path(self.options.config_file or "")
+        try:
+            config = load_file(path)
+        except StaticConfigError as exc:
+            log.error("static config rejected; keeping the current one", error=str(exc))
+            return False
+        log.info("static config loaded", file=str(path))
+        self.on_config(config)
+        return True
+
+    def _start_ads(self) -> None:
+        from gossamer.proxy.config.ads import AdsClient, make_node
+
+        opts = self.options
+        node = opts.node
+        proto_node = make_node(node.node_id, node.service or node.workload, node.metadata())
+        assert opts.xds is not None
+        self.ads = AdsClient(opts.xds, proto_node, self.on_config, token=opts.token)
+        log.info("connecting to the control plane", xds=opts.xds)
+        self._tasks.append(asyncio.get_running_loop().create_task(self.ads.run()))
+
+    async def _shutdown(self, timeout: float) -> None:
+        self.drain()
+        log.info("shutting down", drain_timeout=timeout, connections=self.runtime.connections)
+        if self.ads is not None:
+            self.ads.stop()
+        await asyncio.gather(self.runtime.shutdown(timeout), self.workers.stop(timeout))
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.admin.stop()
+        log.info("stopped")
+
+
+def _write_atomically(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data) + "\n")
+    tmp.replace(path)
+
+
+def main() -> None:
+    text = os.environ.pop(OPTIONS_ENV, None)
+    if text is None:
+        print("run this through `gossamer proxy run`", file=sys.stderr)
+        sys.exit(2)
+    options = SidecarOptions.from_json(text)
+    configure(options.log_level, options.log_format)
+    import uvloop
+
+    sys.exit(uvloop.run(Sidecar(options).run()))
+
+
+if __name__ == "__main__":
+    main()
