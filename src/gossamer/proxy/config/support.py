@@ -278,41 +278,8 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
         {"endpoint", "health_status", "load_balancing_weight", "metadata"}
     ),
     "envoy.config.endpoint.v3.Endpoint": frozenset({"address", "hostname"}),
-    # --- TLS and secrets ---
-    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext": frozenset(
-        {"common_tls_context", "sni"}
-    ),
-    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext": frozenset(
-        {"common_tls_context", "require_client_certificate"}
-    ),
-    "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext": frozenset(
-        {
-            "tls_certificate_sds_secret_configs",
-            "validation_context_sds_secret_config",
-            "combined_validation_context",
-            "alpn_protocols",
-            "tls_params",
-        }
-    ),
-    "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext": (  # noqa: E501
-        frozenset({"default_validation_context", "validation_context_sds_secret_config"})
-    ),
-    "envoy.extensions.transport_sockets.tls.v3.TlsParameters": frozenset(
-        {"tls_minimum_protocol_version", "tls_maximum_protocol_version"}
-    ),
-    "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig": frozenset({"name", "sds_config"}),
-    "envoy.extensions.transport_sockets.tls.v3.Secret": frozenset(
-        {"name", "tls_certificate", "validation_context"}
-    ),
-    "envoy.extensions.transport_sockets.tls.v3.TlsCertificate": frozenset(
-        {"certificate_chain", "private_key"}
-    ),
-    "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext": frozenset(
-        {"trusted_ca", "match_typed_subject_alt_names"}
-    ),
-    "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher": frozenset(
-        {"san_type", "matcher"}
-    ),
+    # TLS (UpstreamTlsContext, DownstreamTlsContext, Secret) comes with mTLS; until then a
+    # TLS transport socket is NACKed rather than served in plaintext.
     "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer": frozenset(),
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector": frozenset(),
 }
@@ -323,8 +290,6 @@ KNOWN_TYPED_CONFIGS: frozenset[str] = frozenset(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
         "envoy.extensions.filters.http.router.v3.Router",
-        "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
         "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
         "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
     }
@@ -423,3 +388,48 @@ def _import_typed_configs() -> None:
     import envoy.extensions.transport_sockets.tls.v3.tls_pb2  # noqa: F401
 
     _imported = True
+
+
+def markdown() -> str:
+    """docs/xds-support.md, generated from the tables above."""
+    lines = [
+        "# The Envoy xDS subset the Gossamer sidecar honours",
+        "",
+        "Generated from `gossamer/proxy/config/support.py` by",
+        "`python -m gossamer.proxy.config.support > docs/xds-support.md` (a test keeps them in",
+        "sync). Any other field set in a resource makes the sidecar NACK it with the field's",
+        "path: it never ignores configuration it cannot honour. The control plane only emits",
+        "what is listed here, and Envoy accepts all of it.",
+        "",
+        "Typed configs accepted in `typed_config` fields:",
+        "",
+        *(f"- `{name}`" for name in sorted(KNOWN_TYPED_CONFIGS)),
+        "",
+        "Well-known protobuf types accepted wherever they appear: "
+        + ", ".join(f"`{n}`" for n in sorted(WELL_KNOWN))
+        + ".",
+        "",
+        "| message | fields honoured |",
+        "|---|---|",
+    ]
+    for name in sorted(SUPPORTED):
+        fields = ", ".join(f"`{f}`" for f in sorted(SUPPORTED[name])) or "(none: presence only)"
+        lines.append(f"| `{name}` | {fields} |")
+    lines += [
+        "",
+        "Semantics worth knowing:",
+        "",
+        "- `Cluster.lb_policy`: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV; Envoy has no",
+        "  peak-EWMA, so the control plane sends LEAST_REQUEST with",
+        '  `metadata.filter_metadata["gossamer"].lb = "peak_ewma"`, which the sidecar honours.',
+        "- A listener may have two filter chains only as a `tls` / `raw_buffer` pair",
+        "  (`filter_chain_match.transport_protocol`): permissive mTLS.",
+        "- The last HTTP filter must be the router; `codec_type` AUTO or HTTP1.",
+        "- `RouteAction.timeout` defaults to 15 s as in Envoy; 0 disables it.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
