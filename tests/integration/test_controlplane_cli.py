@@ -211,3 +211,11 @@ def test_openapi_and_health(control_plane: ControlPlane) -> None:
     assert httpx.get(control_plane.api + "/readyz").json() == {"status": "ready"}
     kinds = {k["kind"] for k in httpx.get(control_plane.api + "/api/v1/kinds").json()}
     assert {"TrafficSplit", "HTTPRoute", "Ingress", "RetryPolicy", "Mesh"} <= kinds
+
+
+def test_dashboard_address_and_inventory_page(control_plane: ControlPlane) -> None:
+    url = control_plane.cli("dashboard", check=True).stdout.strip()
+    assert url == control_plane.api + "/"
+    page = httpx.get(url)
+    assert page.status_code == 200
+    assert "Data plane proxies" in page.text

@@ -76,13 +76,14 @@ def cli(ctx: click.Context, cp: str | None, token: str | None, state_dir: Path |
 
 
 def _register() -> None:
-    from gossamer.cli import bootstrap, controlplane, demo, proxy, resources, run
+    from gossamer.cli import bootstrap, controlplane, dashboard, demo, proxy, resources, run
 
     cli.add_command(controlplane.controlplane)
     cli.add_command(bootstrap.bootstrap)
     cli.add_command(run.run)
     cli.add_command(demo.demo)
     cli.add_command(proxy.proxy)
+    cli.add_command(dashboard.dashboard)
     for command in resources.COMMANDS:
         cli.add_command(command)
 

@@ -17,6 +17,7 @@ import ipaddress
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -122,7 +123,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         path = request.url.path
-        if path in ("/healthz", "/readyz"):
+        if path in ("/healthz", "/readyz", "/"):
             return await call_next(request)
         principal = ctx.tokens.authenticate(request.headers.get("authorization"))
         if request.method in WRITE_METHODS:
@@ -144,6 +145,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.exception_handler(StoreError)
     async def store_error(_: Request, exc: StoreError) -> JSONResponse:
         return _error(exc.status, str(exc))
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        page = files("gossamer.controlplane.http").joinpath("static/index.html").read_bytes()
+        return Response(page, media_type="text/html; charset=utf-8")
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -16,7 +16,8 @@ DOC = Path(__file__).parents[4] / "docs" / "xds-support.md"
 
 def test_the_doc_is_generated_from_the_table() -> None:
     assert DOC.read_text() == markdown(), (
-        "docs/xds-support.md is stale: python -m gossamer.proxy.config.support > docs/xds-support.md"
+        "docs/xds-support.md is stale: "
+        "python -m gossamer.proxy.config.support > docs/xds-support.md"
     )
 
 
