@@ -114,9 +114,9 @@ spec:
     path="/route1/hw2",
     classify=_benigno,
     steps=(
-        Step("no route: round robin across both versions", expect={"v1": 0.5, "v2": 0.5}),
+        Step("no route: round robin", expect={"v1": 0.5, "v2": 0.5}),
         Step(
-            "HTTPRoute: 90% v1, 10% v2",
+            "HTTPRoute 90/10",
             apply=_version_services("benigno", 5000)
             + """---
 apiVersion: gateway.networking.k8s.io/v1
@@ -132,13 +132,13 @@ spec:
             expect={"v1": 0.9, "v2": 0.1},
         ),
         Step(
-            "SMI TrafficSplit instead: 90% v1, 10% v2",
+            "SMI TrafficSplit 90/10",
             delete=("httproute/benigno-canary",),
             apply=_traffic_split(90, 10),
             expect={"v1": 0.9, "v2": 0.1},
         ),
         Step(
-            "promote the canary: 0% v1, 100% v2",
+            "promote the canary: 0/100",
             apply=_traffic_split(0, 100),
             expect={"v1": 0.0, "v2": 1.0},
         ),
@@ -206,12 +206,12 @@ spec:
     classify=_tcp_echo,
     steps=(
         Step(
-            "the tcp-echo service: connections balanced across both versions",
+            "unrouted: balanced",
             expect={"v1": 0.5, "v2": 0.5},
         ),
-        Step("all traffic to v1", apply=_tcp_route(("tcp-echo-v1", 100)), expect={"v1": 1.0}),
+        Step("TCPRoute: all to v1", apply=_tcp_route(("tcp-echo-v1", 100)), expect={"v1": 1.0}),
         Step(
-            "80% v1, 20% v2",
+            "TCPRoute 80/20",
             apply=_tcp_route(("tcp-echo-v1", 80), ("tcp-echo-v2", 20)),
             expect={"v1": 0.8, "v2": 0.2},
         ),

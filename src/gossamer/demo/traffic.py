@@ -19,6 +19,7 @@ class Window:
     """What the driver saw since the last reset."""
 
     started: float = field(default_factory=time.monotonic)
+    ended: float | None = None  # set when the window is closed
     backends: Counter[str] = field(default_factory=Counter)
     ok: int = 0
     errors: int = 0
@@ -30,7 +31,7 @@ class Window:
         return self.ok + self.errors
 
     def rps(self) -> float:
-        elapsed = time.monotonic() - self.started
+        elapsed = (self.ended or time.monotonic()) - self.started
         return self.total / elapsed if elapsed > 0 else 0.0
 
     def success_rate(self) -> float:
@@ -86,6 +87,7 @@ class Driver:
     def reset(self) -> Window:
         with self._lock:
             old, self.window = self.window, Window()
+        old.ended = time.monotonic()
         return old
 
     def _record(self, backend: str | None, latency: float, error: str = "") -> None:
