@@ -172,6 +172,7 @@ def run(proxies: int, services: int, endpoints: int, client_procs: int) -> dict[
                 )
                 r.raise_for_status()
             load_seconds = time.monotonic() - started
+            _, rss_loaded, _ = _proc_stat(cp.pid)
 
             ctx = mp.get_context("spawn")
             out = ctx.Queue()
@@ -238,6 +239,7 @@ def run(proxies: int, services: int, endpoints: int, client_procs: int) -> dict[
                 "p99_ms": round(q[98] * 1000, 1),
                 "max_ms": round(delays[-1] * 1000, 1),
                 "cp_cpu_seconds_for_change": round(cpu1 - cpu0, 2),
+                "cp_rss_loaded_mib": round(rss_loaded / 1024, 1),
                 "cp_rss_mib": round(rss1 / 1024, 1),
                 "cp_peak_rss_mib": round(hwm / 1024, 1),
             }
