@@ -263,3 +263,49 @@ def test_control_plane_killed_under_load_then_back(mesh: Mesh, tmp_path: Path) -
     assert result["errors"] == 0, result["error_kinds"]
     assert result["connects"] == 8
     assert result["requests"] > requests_during > 0
+
+
+def test_state_of_the_world_sidecar_follows_the_same_changes(mesh: Mesh) -> None:
+    """Sidecars default to incremental ADS; the state-of-the-world variant must behave the
+    same: first config, a split change (RDS) and an endpoint change (EDS)."""
+    port = free_port()
+    sidecar = Sidecar(
+        mesh.workdir,
+        None,
+        "--xds",
+        mesh.cp.xds,
+        "--xds-protocol",
+        "sotw",
+        "--id",
+        "magnanimo-sotw",
+        "--service",
+        "magnanimo",
+        "--http-proxy-port",
+        str(port),
+        name="magnanimo-sotw",
+    ).start()
+
+    def servers() -> set[str]:
+        seen = set()
+        for _ in range(20):
+            r = get(port, "/who", host="benigno:5000")
+            assert r.status == 200
+            seen.add(r.json()["server"])
+        return seen
+
+    try:
+        wait_for(lambda: servers() == {"v1", "v2"}, 10, message="both versions")
+        mesh.apply(split(100, 0))
+        wait_for(lambda: servers() == {"v1"}, 10, message="the split change")
+        extra = mesh.benigno("benigno-v1-3", "v1", mesh.apps["v1b"])
+        wait_for(lambda: servers() == {"v1", "v1b"}, 10, message="the new endpoint")
+        extra.stop()
+        del mesh.sidecars["benigno-v1-3"]
+        mesh.cp.cli("delete", "workload", "benigno-v1-3", check=True)
+        wait_for(lambda: servers() == {"v1"}, 10, message="the endpoint removed")
+        listing = json.loads(mesh.cp.cli("get", "proxies", "-o", "json", check=True).stdout)
+        kinds = {p["name"]: p["streamKind"] for p in listing}
+        assert kinds["magnanimo-sotw"] == "sotw" and kinds["magnanimo-1"] == "delta"
+    finally:
+        mesh.apply(split(50, 50))
+        sidecar.stop()

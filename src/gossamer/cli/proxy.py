@@ -35,6 +35,13 @@ def _default_workers() -> int:
 )
 @click.option("--token", envvar="GOSSAMER_PROXY_TOKEN", help="Bearer token for the xDS stream.")
 @click.option(
+    "--xds-protocol",
+    default="delta",
+    show_default=True,
+    type=click.Choice(["delta", "sotw"]),
+    help="ADS variant: incremental (delta) or state of the world.",
+)
+@click.option(
     "--id",
     "node_id",
     metavar="NODE_ID",
@@ -139,6 +146,7 @@ def run(
     options: object,
     xds: str | None,
     token: str | None,
+    xds_protocol: str,
     node_id: str | None,
     workload: str | None,
     namespace: str,
@@ -216,6 +224,7 @@ def run(
         node=node,
         xds=xds,
         token=token,
+        xds_protocol=xds_protocol,
         config_file=str(config_file.absolute()) if config_file else None,
         admin_host=admin_host,
         admin_port=admin_port,

@@ -47,6 +47,7 @@ class SidecarOptions:
     node: NodeInfo
     xds: str | None = None
     token: str | None = None
+    xds_protocol: str = "delta"  # or "sotw"
     config_file: str | None = None
     admin_host: str = "127.0.0.1"
     admin_port: int = 0
@@ -235,8 +236,14 @@ class Sidecar:
         node = opts.node
         proto_node = make_node(node.node_id, node.service or node.workload, node.metadata())
         assert opts.xds is not None
-        self.ads = AdsClient(opts.xds, proto_node, self.on_config, token=opts.token)
-        log.info("connecting to the control plane", xds=opts.xds)
+        self.ads = AdsClient(
+            opts.xds,
+            proto_node,
+            self.on_config,
+            token=opts.token,
+            delta=opts.xds_protocol == "delta",
+        )
+        log.info("connecting to the control plane", xds=opts.xds, protocol=opts.xds_protocol)
         self._tasks.append(asyncio.get_running_loop().create_task(self.ads.run()))
 
     async def _shutdown(self, timeout: float) -> None:

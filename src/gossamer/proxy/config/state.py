@@ -7,6 +7,10 @@ Consistency rules, so that no request fails because of the order updates arrive 
 - warming: a route or listener update that needs a cluster whose endpoints have not
   arrived yet is held until they have (or until `warm_timeout` passes);
 - draining: a cluster removed from CDS stays while a published route still uses it.
+
+Both ADS variants feed the same machine: a state-of-the-world response replaces a type's
+resources, an incremental (delta) one adds, replaces and removes named resources on top of
+the latest set (the held one, if an update of that type is warming).
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ class Request:
     nonce: str
     names: tuple[str, ...]  # empty for wildcard types
     error: str | None = None  # set: a NACK
+    # Only the subscription changed (no response is being answered). Delta streams send
+    # it without a nonce, so the server cannot take it for an ACK of a response in flight.
+    subscription_only: bool = False
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Pending:
     nonce: str
     items: dict[str, Compiled]
     since: float
+    resource_versions: dict[str, str] = field(default_factory=dict)  # delta only
 
 
 @dataclass
@@ -78,6 +86,11 @@ class AdsState:
     nonces: dict[str, str] = field(default_factory=lambda: {t: "" for t in TYPE_ORDER})
     subscribed: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {t: () for t in TYPE_ORDER}
+    )
+    # Per-resource versions of what we hold (delta): sent as initial_resource_versions on
+    # reconnect, so the control plane resends only what changed meanwhile.
+    resource_versions: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {t: {} for t in TYPE_ORDER}
     )
     held: list[Pending] = field(default_factory=list)
     published: m.ProxyConfig | None = None
@@ -99,31 +112,48 @@ class AdsState:
         self, type_url: str, version: str, nonce: str, resources: Iterable[tuple[str, Any]]
     ) -> tuple[list[Request], m.ProxyConfig | None]:
         """A state-of-the-world response: compile all or NACK all."""
-        if type_url not in _COMPILERS:
-            return [Request(type_url, "", nonce, (), f"type {type_url} is not supported")], None
-        compile_ = _COMPILERS[type_url]
-        items: dict[str, Compiled] = {}
-        try:
-            for name, message in resources:
-                items[name] = compile_(message)
-        except ConfigError as exc:
-            self.nonces[type_url] = nonce
-            self.last_nack = (type_url, version, str(exc))
-            return [self._request(type_url, self.versions[type_url], nonce, str(exc))], None
-        self.nonces[type_url] = nonce
+        compiled = self._compile(type_url, version, nonce, resources)
+        if isinstance(compiled, Request):
+            return [compiled], None
+        items = compiled
         if type_url in (ENDPOINT, ROUTE, SECRET):
             # Named types: a response holds only what we asked for; keep the rest.
             wanted = set(self.subscribed[type_url])
             merged = {k: v for k, v in self.accepted[type_url].items() if k in wanted}
             merged.update(items)
             items = merged
-        pending = Pending(type_url, version, nonce, items, self.clock())
-        if type_url in (LISTENER, ROUTE) and self._needs_warming(type_url, items):
-            self.held = [p for p in self.held if p.type_url != type_url] + [pending]
-            return [], None
-        requests = self._accept(pending)
-        requests += self._release_held(force=False)
-        return requests, self._publish()
+        return self._take(Pending(type_url, version, nonce, items, self.clock()))
+
+    def on_delta_response(
+        self,
+        type_url: str,
+        version: str,
+        nonce: str,
+        resources: Iterable[tuple[str, str, Any]],
+        removed: Iterable[str],
+    ) -> tuple[list[Request], m.ProxyConfig | None]:
+        """An incremental response: (name, version, message) to add or replace, and names
+        to remove. Compiled all or NACKed all, like a state-of-the-world one."""
+        added: list[tuple[str, Any]] = []
+        versions: dict[str, str] = {}
+        for name, resource_version, message in resources:
+            added.append((name, message))
+            versions[name] = resource_version
+        compiled = self._compile(type_url, version, nonce, added)
+        if isinstance(compiled, Request):
+            return [compiled], None
+        base = self._latest(type_url)
+        gone = set(removed)
+        items = {k: v for k, v in base.items.items() if k not in gone}
+        items.update(compiled)
+        resource_versions = {k: v for k, v in base.resource_versions.items() if k not in gone}
+        resource_versions.update(versions)
+        if type_url not in WILDCARD_TYPES:
+            wanted = set(self.subscribed[type_url])
+            items = {k: v for k, v in items.items() if k in wanted}
+            resource_versions = {k: v for k, v in resource_versions.items() if k in wanted}
+        pending = Pending(type_url, version, nonce, items, self.clock(), resource_versions)
+        return self._take(pending)
 
     def tick(self) -> tuple[list[Request], m.ProxyConfig | None]:
         """Release held updates whose warming timed out (call periodically)."""
@@ -131,6 +161,48 @@ class AdsState:
         return requests, self._publish() if requests else None
 
     # --- internals -----------------------------------------------------------------------
+
+    def _compile(
+        self, type_url: str, version: str, nonce: str, resources: Iterable[tuple[str, Any]]
+    ) -> dict[str, Compiled] | Request:
+        """The compiled resources, or the NACK to send."""
+        if type_url not in _COMPILERS:
+            return Request(type_url, "", nonce, (), f"type {type_url} is not supported")
+        compile_ = _COMPILERS[type_url]
+        items: dict[str, Compiled] = {}
+        self.nonces[type_url] = nonce
+        try:
+            for name, message in resources:
+                items[name] = compile_(message)
+        except ConfigError as exc:
+            self.last_nack = (type_url, version, str(exc))
+            return self._request(type_url, self.versions[type_url], nonce, str(exc))
+        return items
+
+    def _latest(self, type_url: str) -> Pending:
+        """What a delta applies to: the warming update of that type, else what is accepted."""
+        for p in self.held:
+            if p.type_url == type_url:
+                return p
+        return Pending(
+            type_url,
+            self.versions[type_url],
+            self.nonces[type_url],
+            self.accepted[type_url],
+            self.clock(),
+            self.resource_versions[type_url],
+        )
+
+    def _take(self, pending: Pending) -> tuple[list[Request], m.ProxyConfig | None]:
+        type_url = pending.type_url
+        if type_url in (LISTENER, ROUTE) and self._needs_warming(type_url, pending.items):
+            self.held = [p for p in self.held if p.type_url != type_url] + [pending]
+            return [], None
+        # A newer update of a warming type supersedes the held one.
+        self.held = [p for p in self.held if p.type_url != type_url]
+        requests = self._accept(pending)
+        requests += self._release_held(force=False)
+        return requests, self._publish()
 
     def _request(self, type_url: str, version: str, nonce: str, error: str | None) -> Request:
         names = () if type_url in WILDCARD_TYPES else self.subscribed[type_url]
@@ -140,13 +212,20 @@ class AdsState:
         t = pending.type_url
         self.accepted[t] = pending.items
         self.versions[t] = pending.version
+        self.resource_versions[t] = pending.resource_versions
         requests = [self._request(t, pending.version, pending.nonce, None)]
         # New references: subscribe to what the accepted resources need.
         for dep_type, names in self._dependencies().items():
             if names != self.subscribed[dep_type]:
                 self.subscribed[dep_type] = names
                 requests.append(
-                    Request(dep_type, self.versions[dep_type], self.nonces[dep_type], names)
+                    Request(
+                        dep_type,
+                        self.versions[dep_type],
+                        self.nonces[dep_type],
+                        names,
+                        subscription_only=True,
+                    )
                 )
         return requests
 
