@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from gossamer.protocols.http1 import Limits
 from gossamer.proxy.cluster import ClusterRuntime
 from gossamer.proxy.config import model as m
+from gossamer.proxy.filters.authz import Authorizer
 from gossamer.proxy.filters.route import CompiledTable
 from gossamer.proxy.filters.stats import ListenerStats
 
@@ -23,6 +24,7 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 
 class HttpContext:
     __slots__ = (
+        "authz",
         "clusters",
         "generate_request_id",
         "header_timeout",
@@ -45,9 +47,11 @@ class HttpContext:
         stats: ListenerStats,
         rng: random.Random,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        authz: Authorizer | None = None,
     ) -> None:
         hcm = listener.handler
         assert isinstance(hcm, m.HttpConnectionManager)
+        self.authz = authz
         self.listener = listener
         self.name = listener.name
         self.table = table
@@ -64,6 +68,7 @@ class HttpContext:
 
 class TcpContext:
     __slots__ = (
+        "authz",
         "cluster_names",
         "clusters",
         "cumulative",
@@ -81,9 +86,11 @@ class TcpContext:
         clusters: Mapping[str, ClusterRuntime],
         stats: ListenerStats,
         rng: random.Random,
+        authz: Authorizer | None = None,
     ) -> None:
         proxy = listener.handler
         assert isinstance(proxy, m.TcpProxy)
+        self.authz = authz
         self.listener = listener
         self.name = listener.name
         self.clusters = clusters

@@ -25,6 +25,7 @@ from gossamer.core.logs import get_logger
 from gossamer.proxy.cluster import ClusterRuntime
 from gossamer.proxy.config import model as m
 from gossamer.proxy.context import DEFAULT_HEADER_TIMEOUT, Context, HttpContext, TcpContext
+from gossamer.proxy.filters.authz import authorizer
 from gossamer.proxy.filters.route import CompiledTable
 from gossamer.proxy.filters.stats import Stats
 from gossamer.proxy.io.clock import Ticker
@@ -32,6 +33,15 @@ from gossamer.proxy.io.http import Pool
 from gossamer.proxy.io.listener import ListenerHandle
 
 log = get_logger("proxy.runtime")
+
+
+def _destination(config: m.ProxyConfig, clusters: list[str], fallback: str) -> str:
+    """`namespace/service` of the local app behind an inbound listener (metrics label)."""
+    for name in clusters:
+        meta = config.clusters[name].metadata if name in config.clusters else {}
+        if meta.get("service"):
+            return f"{meta.get('namespace', 'default')}/{meta['service']}"
+    return fallback
 
 
 class Runtime:
@@ -113,12 +123,33 @@ class Runtime:
         stats = self.stats.listener(listener.name)
         handler = listener.handler
         if isinstance(handler, m.TcpProxy):
-            return TcpContext(listener, self.clusters, stats, self.rng)
+            authz = None
+            if handler.rbac:
+                dest = _destination(config, [c.name for c in handler.clusters], listener.name)
+                authz = authorizer(handler.rbac, dest, self.stats)
+            return TcpContext(listener, self.clusters, stats, self.rng, authz)
         table = handler.route_table
         if table is None and handler.route_config_name is not None:
             table = config.routes.get(handler.route_config_name)
+        rbac = [f.config for f in handler.filters if isinstance(f.config, m.RbacFilter)]
+        authz = None
+        if rbac:
+            names = [
+                c.name
+                for vh in (table.virtual_hosts if table is not None else ())
+                for r in vh.routes
+                if isinstance(r.action, m.RouteAction)
+                for c in r.action.clusters
+            ]
+            authz = authorizer(rbac, _destination(config, names, listener.name), self.stats)
         return HttpContext(
-            listener, self._table(table), self.clusters, stats, self.rng, self.header_timeout
+            listener,
+            self._table(table),
+            self.clusters,
+            stats,
+            self.rng,
+            self.header_timeout,
+            authz,
         )
 
     async def _apply_listeners(self, config: m.ProxyConfig) -> None:

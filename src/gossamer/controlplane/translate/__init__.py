@@ -15,6 +15,7 @@ from functools import cached_property
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf.message import Message
 
+from gossamer.controlplane.policies.trafficpermission import AuthzTranslator, Destination
 from gossamer.controlplane.registry.model import ServiceInfo
 from gossamer.controlplane.translate import envoy as e
 from gossamer.controlplane.translate.gateway import translate_gateway
@@ -69,6 +70,32 @@ class MeshTranslator:
     @cached_property
     def routing(self) -> Routing:
         return compute_routing(self.snapshot)
+
+    @cached_property
+    def authz(self) -> AuthzTranslator:
+        return AuthzTranslator(self.snapshot)
+
+    def _destination(self, node: ProxyNode, port: InboundPort) -> Destination:
+        return Destination(
+            namespace=node.namespace,
+            service=node.service,
+            service_account=node.service_account,
+            labels=tuple(sorted(node.labels.items())),
+            port=port.port,
+            target_port=port.target_port,
+            tcp=port.protocol != "http",
+        )
+
+    def _authz_key(self, node: ProxyNode) -> tuple[bytes, ...]:
+        # What the inbound side's RBAC filters are, so cached node parts are reused only
+        # while they are unchanged.
+        if not self.authz.active:
+            return ()
+        return tuple(
+            f.SerializeToString(deterministic=True)  # type: ignore[attr-defined]
+            for port in node.inbound
+            for f in self.authz.filters(self._destination(node, port))
+        )
 
     @cached_property
     def clusters(self) -> Mapping[str, Message]:
@@ -149,6 +176,9 @@ class MeshTranslator:
             node.address,
             node.inbound,
             node.outbound_http_port,
+            node.service_account,
+            tuple(sorted(node.labels.items())),
+            self._authz_key(node),
         )
         parts = self.cache.node_parts.get(key) or self.cache.node_parts_used.get(key)
         if parts is None:
@@ -180,6 +210,7 @@ class MeshTranslator:
         out[e.CLUSTER][cluster] = e.static_cluster(
             cluster, [("127.0.0.1", port.target_port)], metadata=e.metadata(meta)
         )
+        rbac = self.authz.filters(self._destination(node, port))
         if port.protocol == "http":
             rc = route_pb2.RouteConfiguration(name=name)
             vh = rc.virtual_hosts.add(name="inbound", domains=["*"])
@@ -190,13 +221,13 @@ class MeshTranslator:
                     route=route_components_pb2.RouteAction(cluster=cluster),
                 )
             )
-            hcm = e.http_connection_manager(name, route_config=rc)
+            hcm = e.http_connection_manager(name, route_config=rc, filters=rbac)
             out[e.LISTENER][name] = e.http_listener(
                 name, node.address, port.inbound_port, e.INBOUND, hcm
             )
         else:
             # gRPC and HTTP/2 are carried at L4 until the sidecar speaks HTTP/2.
-            out[e.LISTENER][name] = e.listener(
+            lst = e.listener(
                 name,
                 node.address,
                 port.inbound_port,
@@ -204,6 +235,12 @@ class MeshTranslator:
                 e.tcp_proxy(name, [(cluster, 1)]),
                 "envoy.filters.network.tcp_proxy",
             )
+            if rbac:  # network RBAC runs before the TCP proxy
+                chain = lst.filter_chains[0]
+                proxy = list(chain.filters)
+                del chain.filters[:]
+                chain.filters.extend([*rbac, *proxy])
+            out[e.LISTENER][name] = lst
 
     def _explicit_outbound(self, node: ProxyNode, port: OutboundPort, out: Resources) -> None:
         name = f"outbound:{port.service}:{port.port}"

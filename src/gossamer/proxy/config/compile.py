@@ -25,6 +25,8 @@ SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+HTTP_RBAC = "envoy.extensions.filters.http.rbac.v3.RBAC"
+NETWORK_RBAC = "envoy.extensions.filters.network.rbac.v3.RBAC"
 UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 RAW_BUFFER = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
@@ -319,6 +321,94 @@ def _route_configuration(rc: Any, kind: str, name: str) -> m.RouteTable:
     return table
 
 
+# --- authorization (RBAC) ----------------------------------------------------------------
+
+
+def _principal(p: Any, kind: str, name: str, path: str) -> m.RbacPrincipal:
+    which = p.WhichOneof("identifier")
+    if which == "any":
+        return m.RbacPrincipal("any")
+    if which == "authenticated":
+        sm = string_match(
+            p.authenticated.principal_name, kind, name, f"{path}.authenticated.principal_name"
+        )
+        return m.RbacPrincipal("id", sm)
+    if which in ("and_ids", "or_ids"):
+        ids = getattr(p, which).ids
+        children = tuple(
+            _principal(c, kind, name, f"{path}.{which}.ids[{i}]") for i, c in enumerate(ids)
+        )
+        return m.RbacPrincipal("and" if which == "and_ids" else "or", children=children)
+    if which == "not_id":
+        return m.RbacPrincipal(
+            "not", children=(_principal(p.not_id, kind, name, f"{path}.not_id"),)
+        )
+    raise ConfigError(
+        kind, name, path, "principal needs any, authenticated, and_ids, or_ids or not_id"
+    )
+
+
+def _permission(p: Any, kind: str, name: str, path: str) -> m.RbacPermission:
+    which = p.WhichOneof("rule")
+    if which == "any":
+        return m.RbacPermission("any")
+    if which == "header":
+        return m.RbacPermission(
+            "header", header=_header_match(p.header, kind, name, f"{path}.header")
+        )
+    if which == "url_path":
+        if p.url_path.WhichOneof("rule") != "path":
+            raise ConfigError(kind, name, f"{path}.url_path", "needs path")
+        sm = string_match(p.url_path.path, kind, name, f"{path}.url_path.path")
+        return m.RbacPermission("path", path=sm)
+    if which in ("and_rules", "or_rules"):
+        rules = getattr(p, which).rules
+        children = tuple(
+            _permission(c, kind, name, f"{path}.{which}.rules[{i}]") for i, c in enumerate(rules)
+        )
+        return m.RbacPermission("and" if which == "and_rules" else "or", children=children)
+    if which == "not_rule":
+        return m.RbacPermission(
+            "not", children=(_permission(p.not_rule, kind, name, f"{path}.not_rule"),)
+        )
+    raise ConfigError(kind, name, path, "permission needs any, header, url_path, and/or/not rules")
+
+
+def _rbac_rules(rules: Any, kind: str, name: str, path: str) -> m.Rbac:
+    if rules.action not in (0, 1):
+        raise ConfigError(kind, name, f"{path}.action", "only ALLOW and DENY are supported")
+    policies = []
+    for pname in sorted(rules.policies):
+        policy = rules.policies[pname]
+        ppath = f"{path}.policies[{pname!r}]"
+        policies.append(
+            m.RbacPolicy(
+                pname,
+                tuple(
+                    _permission(p, kind, name, f"{ppath}.permissions[{i}]")
+                    for i, p in enumerate(policy.permissions)
+                ),
+                tuple(
+                    _principal(p, kind, name, f"{ppath}.principals[{i}]")
+                    for i, p in enumerate(policy.principals)
+                ),
+            )
+        )
+    return m.Rbac("ALLOW" if rules.action == 0 else "DENY", tuple(policies))
+
+
+def compile_rbac(config: Any, kind: str, name: str, path: str) -> m.RbacFilter:
+    """HTTP or network RBAC: the same shape (`stat_prefix` is the network filter's)."""
+    rules = (
+        _rbac_rules(config.rules, kind, name, f"{path}.rules") if config.HasField("rules") else None
+    )
+    shadow = None
+    if config.HasField("shadow_rules"):
+        shadow = _rbac_rules(config.shadow_rules, kind, name, f"{path}.shadow_rules")
+    prefix = getattr(config, "rules_stat_prefix", "") or getattr(config, "stat_prefix", "")
+    return m.RbacFilter(rules, shadow, prefix)
+
+
 # --- listeners ---------------------------------------------------------------------------
 
 
@@ -400,6 +490,10 @@ def _hcm(hcm: Any, kind: str, name: str, path: str, direction: str) -> m.HttpCon
     filters = []
     for i, f in enumerate(hcm.http_filters):
         type_name = f.typed_config.type_url.rsplit("/", 1)[-1]
+        if type_name == HTTP_RBAC:
+            rbac = compile_rbac(unpack_any(f.typed_config), kind, name, f"{path}.http_filters[{i}]")
+            filters.append(m.HttpFilter("rbac", rbac))
+            continue
         filters.append(m.HttpFilter(type_name.rsplit(".", 1)[-1].lower()))
         if i == len(hcm.http_filters) - 1 and not type_name.endswith("router.v3.Router"):
             raise ConfigError(kind, name, f"{path}.http_filters", "the last filter must be router")
@@ -478,18 +572,32 @@ def compile_listener(lst: Any) -> m.Listener:
     elif len(chains) > 2:
         raise ConfigError(kind, name, "filter_chains", "at most two filter chains are supported")
     chain = chains[0]
-    if len(chain.filters) != 1:
-        raise ConfigError(
-            kind, name, "filter_chains[0].filters", "exactly one network filter is supported"
-        )
-    flt = chain.filters[0]
+    if not chain.filters:
+        raise ConfigError(kind, name, "filter_chains[0].filters", "needs a network filter")
+    # Network RBAC filters, then one terminal filter (tcp_proxy or the HCM).
+    rbac: list[m.RbacFilter] = []
+    for i, flt in enumerate(chain.filters[:-1]):
+        type_name = flt.typed_config.type_url.rsplit("/", 1)[-1]
+        path = f"filter_chains[0].filters[{i}]"
+        if type_name != NETWORK_RBAC:
+            raise ConfigError(
+                kind, name, path, "only network RBAC filters may precede the last filter"
+            )
+        rbac.append(compile_rbac(unpack_any(flt.typed_config), kind, name, path))
+    flt = chain.filters[-1]
     type_name = flt.typed_config.type_url.rsplit("/", 1)[-1]
-    path = "filter_chains[0].filters[0]"
+    path = f"filter_chains[0].filters[{len(chain.filters) - 1}]"
     handler: m.HttpConnectionManager | m.TcpProxy
     if type_name == HCM:
+        if rbac:
+            raise ConfigError(
+                kind, name, "filter_chains[0].filters", "network RBAC only before tcp_proxy"
+            )
         handler = _hcm(unpack_any(flt.typed_config), kind, name, path, direction)
     elif type_name == TCP_PROXY:
         handler = _tcp_proxy(unpack_any(flt.typed_config), kind, name, path)
+        if rbac:
+            handler = m.TcpProxy(**{**_fields(handler), "rbac": tuple(rbac)})
     else:
         raise ConfigError(kind, name, path, f"network filter {type_name} is not supported")
     tls = None

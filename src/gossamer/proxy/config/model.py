@@ -307,6 +307,52 @@ class Cluster:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
+# --- authorization (RBAC) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RbacPrincipal:
+    """Who: `id` matches the caller's verified SPIFFE ID (none when unauthenticated)."""
+
+    kind: Literal["any", "id", "and", "or", "not"]
+    match: StringMatch | None = None
+    children: tuple[RbacPrincipal, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RbacPermission:
+    """What: `header` (incl. `:method`), `path` (without the query) on HTTP; on TCP only
+    `any` and combinations of it can match."""
+
+    kind: Literal["any", "header", "path", "and", "or", "not"]
+    header: HeaderMatch | None = None
+    path: StringMatch | None = None
+    children: tuple[RbacPermission, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RbacPolicy:
+    name: str  # "<namespace>/<name>#<entry>": the part before "#" is reported
+    permissions: tuple[RbacPermission, ...]  # any of them
+    principals: tuple[RbacPrincipal, ...]  # any of them
+
+
+@dataclass(frozen=True, slots=True)
+class Rbac:
+    action: Literal["ALLOW", "DENY"]
+    policies: tuple[RbacPolicy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RbacFilter:
+    """One RBAC filter (HTTP or network): `rules` enforced (None: nothing enforced),
+    `shadow` evaluated only to count would-be denials."""
+
+    rules: Rbac | None
+    shadow: Rbac | None = None
+    stat_prefix: str = ""
+
+
 # --- listeners ---------------------------------------------------------------------------
 
 
@@ -352,6 +398,8 @@ class TcpProxy:
     total_weight: int
     idle_timeout: float | None = 3600.0
     cumulative: tuple[int, ...] = ()
+    # Network RBAC filters before the proxy, in order.
+    rbac: tuple[RbacFilter, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

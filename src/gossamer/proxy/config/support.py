@@ -74,6 +74,25 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
         {"accept_http_10", "allow_absolute_url"}
     ),
     "envoy.extensions.filters.http.router.v3.Router": frozenset(),
+    # --- authorization (RBAC), on the verified SPIFFE ID of the caller ---
+    "envoy.extensions.filters.http.rbac.v3.RBAC": frozenset(
+        {"rules", "rules_stat_prefix", "shadow_rules", "shadow_rules_stat_prefix"}
+    ),
+    "envoy.extensions.filters.network.rbac.v3.RBAC": frozenset(
+        {"rules", "shadow_rules", "stat_prefix", "shadow_rules_stat_prefix"}
+    ),
+    "envoy.config.rbac.v3.RBAC": frozenset({"action", "policies"}),
+    "envoy.config.rbac.v3.Policy": frozenset({"permissions", "principals"}),
+    "envoy.config.rbac.v3.Permission": frozenset(
+        {"and_rules", "or_rules", "any", "header", "url_path", "not_rule"}
+    ),
+    "envoy.config.rbac.v3.Permission.Set": frozenset({"rules"}),
+    "envoy.config.rbac.v3.Principal": frozenset(
+        {"and_ids", "or_ids", "any", "authenticated", "not_id"}
+    ),
+    "envoy.config.rbac.v3.Principal.Set": frozenset({"ids"}),
+    "envoy.config.rbac.v3.Principal.Authenticated": frozenset({"principal_name"}),
+    "envoy.type.matcher.v3.PathMatcher": frozenset({"path"}),
     # --- TCP proxy ---
     "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy": frozenset(
         {"stat_prefix", "cluster", "weighted_clusters", "idle_timeout"}
@@ -290,6 +309,8 @@ KNOWN_TYPED_CONFIGS: frozenset[str] = frozenset(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
         "envoy.extensions.filters.http.router.v3.Router",
+        "envoy.extensions.filters.http.rbac.v3.RBAC",
+        "envoy.extensions.filters.network.rbac.v3.RBAC",
         "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
         "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
     }
@@ -379,9 +400,11 @@ def _import_typed_configs() -> None:
     import envoy.config.endpoint.v3.endpoint_pb2
     import envoy.config.listener.v3.listener_pb2
     import envoy.config.route.v3.route_pb2
+    import envoy.extensions.filters.http.rbac.v3.rbac_pb2
     import envoy.extensions.filters.http.router.v3.router_pb2
     import envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2
     import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2
+    import envoy.extensions.filters.network.rbac.v3.rbac_pb2
     import envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2
     import envoy.extensions.transport_sockets.raw_buffer.v3.raw_buffer_pb2
     import envoy.extensions.transport_sockets.tls.v3.secret_pb2
@@ -425,6 +448,10 @@ def markdown() -> str:
         "- A listener may have two filter chains only as a `tls` / `raw_buffer` pair",
         "  (`filter_chain_match.transport_protocol`): permissive mTLS.",
         "- The last HTTP filter must be the router; `codec_type` AUTO or HTTP1.",
+        "- RBAC (HTTP and network): actions ALLOW and DENY (LOG is NACKed); principals match",
+        "  the caller's verified SPIFFE ID (`authenticated.principal_name`); HTTP permissions",
+        "  match `:method` and other headers and `url_path`; on TCP, permissions other than",
+        "  `any` never match. Network RBAC filters may only precede a `tcp_proxy`.",
         "- `RouteAction.timeout` defaults to 15 s as in Envoy; 0 disables it.",
         "",
     ]

@@ -96,6 +96,21 @@ class Stats:
         self.listeners: dict[str, ListenerStats] = {}
         self.clusters: dict[str, ClusterStats] = {}
         self.config_applies = 0
+        # Authorization: destination → source identity → count.
+        self.authz_denied: dict[str, dict[str, int]] = {}
+        self.authz_shadow_denied: dict[str, dict[str, int]] = {}
+
+    def authz(self, shadow: bool, source: str | None, destination: str) -> None:
+        table = self.authz_shadow_denied if shadow else self.authz_denied
+        by_source = table.get(destination)
+        if by_source is None:
+            if len(table) >= MAX_SERIES:
+                destination = OTHER
+            by_source = table.setdefault(destination, {})
+        key = source or "unauthenticated"
+        if key not in by_source and len(by_source) >= MAX_SERIES:
+            key = OTHER
+        by_source[key] = by_source.get(key, 0) + 1
 
     def listener(self, name: str) -> ListenerStats:
         ls = self.listeners.get(name)
@@ -143,6 +158,8 @@ class Stats:
                 for name, cs in self.clusters.items()
             },
             "config_applies": self.config_applies,
+            "authz_denied": {d: dict(s) for d, s in self.authz_denied.items()},
+            "authz_shadow_denied": {d: dict(s) for d, s in self.authz_shadow_denied.items()},
         }
 
 
@@ -200,6 +217,8 @@ def summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
         "listeners": listeners,
         "clusters": clusters,
         "config_applies": snapshot["config_applies"],
+        "authz_denied": snapshot.get("authz_denied", {}),
+        "authz_shadow_denied": snapshot.get("authz_shadow_denied", {}),
     }
 
 
@@ -254,6 +273,18 @@ def prometheus(snapshot: Mapping[str, Any], gauges: Mapping[str, float] | None =
         family(metric, kind, help_)
         for name, cs in clusters:
             sample(metric, {"cluster": name}, cs[key])
+    for metric, key, help_ in (
+        ("gossamer_authz_denied_total", "authz_denied", "Requests and connections denied."),
+        (
+            "gossamer_authz_shadow_denied_total",
+            "authz_shadow_denied",
+            "Requests shadow-mode policies would deny (allowed).",
+        ),
+    ):
+        family(metric, "counter", help_)
+        for destination, by_source in sorted(snapshot.get(key, {}).items()):
+            for source, n in sorted(by_source.items()):
+                sample(metric, {"source": source, "destination": destination}, n)
     family("gossamer_config_applies_total", "counter", "Configurations applied.")
     sample("gossamer_config_applies_total", {}, snapshot["config_applies"])
     for name, value in sorted((gauges or {}).items()):

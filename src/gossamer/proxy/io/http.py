@@ -26,6 +26,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Final, cast
 
+from gossamer.core.logs import get_logger
 from gossamer.protocols.http1 import (
     ProtocolError,
     RequestHead,
@@ -38,6 +39,7 @@ from gossamer.protocols.http1 import (
     response_parser,
 )
 from gossamer.proxy.context import HttpContext
+from gossamer.proxy.filters.authz import Authorizer, denied_body
 from gossamer.proxy.filters.route import DIRECT, FORWARD, HeaderPlan, RouteEntry
 from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats
 from gossamer.proxy.io.clock import INF
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from gossamer.proxy.io.listener import ListenerHandle
 
 monotonic = time.monotonic
+log = get_logger("proxy.authz")
+AUTHZ_HEADER: Final = b"x-gossamer-authz"
 
 # Exchange states of a client connection.
 IDLE: Final = 0  # between requests
@@ -105,6 +109,7 @@ class HttpDownstream(asyncio.Protocol):
         "parser",
         "paused",
         "peer",
+        "peer_identity",
         "peer_ip",
         "req_chunked",
         "req_done",
@@ -135,6 +140,8 @@ class HttpDownstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = b""
         self.peer_ip = ""
+        # The caller's SPIFFE ID, verified by mTLS; None for a plaintext caller.
+        self.peer_identity: str | None = None
         self.state = IDLE
         self.deadline = INF
         self.timer = T_NONE
@@ -339,10 +346,13 @@ class HttpDownstream(asyncio.Protocol):
         self.deadline = INF
         self.timer = T_NONE
         self.has_body = head.chunked or bool(head.content_length)
+        authority = head.authority or head.host or b""
+        authz = ctx.authz
+        if authz is not None and self._denied(authz, head, authority):
+            return
         if head.method == b"CONNECT":
             self._local(405, b"CONNECT is not supported\n", "")
             return
-        authority = head.authority or head.host or b""
         table = ctx.table
         entry = table.route(head, authority) if table is not None else None
         if entry is None:
@@ -712,6 +722,29 @@ class HttpDownstream(asyncio.Protocol):
             self._end_exchange()
         else:
             self.state = DISCARD  # on_message_complete (right after) ends the exchange
+
+    def _denied(self, authz: Authorizer, head: RequestHead, authority: bytes) -> bool:
+        """Authorization at the destination: answer 403 when the policies refuse."""
+        identity = self.peer_identity
+        refused = authz.check(identity, head, authority)
+        if refused is None:
+            if authz.shadow:
+                would = authz.check_shadow(identity, head, authority)
+                if would is not None:
+                    authz.count(True, identity)
+                    log.info(
+                        "shadow authz would deny",
+                        policy=would,
+                        source=identity or "unauthenticated",
+                        destination=authz.destination,
+                        method=head.method.decode("latin-1"),
+                        path=head.path.decode("latin-1"),
+                    )
+            return False
+        authz.count(False, identity)
+        header = b"denied policy=" + refused.encode()
+        self._local(403, denied_body(refused, identity, head), "RBAC", ((AUTHZ_HEADER, header),))
+        return True
 
     def _local_route(self, entry: RouteEntry, head: RequestHead, authority: bytes) -> None:
         plan = entry.response_plans[0]

@@ -32,6 +32,7 @@ class TcpDownstream(asyncio.Protocol):
         "endpoint",
         "eofs",
         "handle",
+        "peer_identity",
         "pending",
         "pending_size",
         "started",
@@ -54,6 +55,8 @@ class TcpDownstream(asyncio.Protocol):
         self.activity = False
         self.deadline = INF
         self.started = 0.0
+        # The caller's SPIFFE ID, verified by mTLS; None for a plaintext caller.
+        self.peer_identity: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -65,6 +68,17 @@ class TcpDownstream(asyncio.Protocol):
         handle.stats.cx_active += 1
         self.started = time.monotonic()
         ctx = self.ctx
+        authz = ctx.authz
+        if authz is not None:
+            identity = self.peer_identity
+            if authz.check(identity, None, b"") is not None:
+                # Denied: closed before any byte reaches the app.
+                authz.count(False, identity)
+                self.ctx.stats.flag("RBAC")
+                self.transport.abort()
+                return
+            if authz.shadow and authz.check_shadow(identity, None, b"") is not None:
+                authz.count(True, identity)
         name = ctx.pick_cluster()
         cluster = ctx.clusters.get(name)
         if cluster is None:
