@@ -42,6 +42,7 @@ from gossamer.proxy.filters.route import DIRECT, FORWARD, HeaderPlan, RouteEntry
 from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats
 from gossamer.proxy.io.clock import INF
 from gossamer.proxy.io.replies import local_reply
+from gossamer.proxy.io.tls import peer_identity
 
 if TYPE_CHECKING:
     from gossamer.proxy.cluster import ClusterRuntime
@@ -105,6 +106,7 @@ class HttpDownstream(asyncio.Protocol):
         "parser",
         "paused",
         "peer",
+        "peer_identity",
         "peer_ip",
         "req_chunked",
         "req_done",
@@ -135,6 +137,8 @@ class HttpDownstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = b""
         self.peer_ip = ""
+        # The verified SPIFFE ID of an mTLS client (another sidecar); None in plaintext.
+        self.peer_identity: str | None = None
         self.state = IDLE
         self.deadline = INF
         self.timer = T_NONE
@@ -178,6 +182,7 @@ class HttpDownstream(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer_ip = peer[0] if peer else ""
         self.peer = self.peer_ip.encode()
+        self.peer_identity = peer_identity(transport)
         handle = self.handle
         handle.connections.add(self)
         handle.ticker.items.add(self)
