@@ -44,6 +44,7 @@ from gossamer.proxy.filters.route import DIRECT, FORWARD, HeaderPlan, RouteEntry
 from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats
 from gossamer.proxy.io.clock import INF
 from gossamer.proxy.io.replies import local_reply
+from gossamer.proxy.io.tls import peer_identity
 
 if TYPE_CHECKING:
     from gossamer.proxy.cluster import ClusterRuntime
@@ -140,7 +141,7 @@ class HttpDownstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = b""
         self.peer_ip = ""
-        # The caller's SPIFFE ID, verified by mTLS; None for a plaintext caller.
+        # The verified SPIFFE ID of an mTLS client (another sidecar); None in plaintext.
         self.peer_identity: str | None = None
         self.state = IDLE
         self.deadline = INF
@@ -185,6 +186,7 @@ class HttpDownstream(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer_ip = peer[0] if peer else ""
         self.peer = self.peer_ip.encode()
+        self.peer_identity = peer_identity(transport)
         handle = self.handle
         handle.connections.add(self)
         handle.ticker.items.add(self)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from gossamer.proxy.context import TcpContext
 from gossamer.proxy.io.clock import INF
+from gossamer.proxy.io.tls import peer_identity
 
 if TYPE_CHECKING:
     from gossamer.proxy.cluster import ClusterRuntime
@@ -55,12 +56,13 @@ class TcpDownstream(asyncio.Protocol):
         self.activity = False
         self.deadline = INF
         self.started = 0.0
-        # The caller's SPIFFE ID, verified by mTLS; None for a plaintext caller.
+        # The verified SPIFFE ID of an mTLS client (another sidecar); None in plaintext.
         self.peer_identity: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
+        self.peer_identity = peer_identity(transport)
         handle = self.handle
         handle.connections.add(self)
         handle.ticker.items.add(self)
