@@ -143,7 +143,11 @@ def test_sidecar_gets_its_config_and_traffic_flows(mesh: Mesh) -> None:
     assert r.status == 200 and r.json()["target"] == "/abs"
     assert get(mesh.http_proxy, "/host", host="benigno.default:5000").status == 200
     assert get(mesh.outbound, "/explicit", host="anything").status == 200
-    assert get(mesh.http_proxy, "/", host="nobody:80").status == 404
+    # A host outside the mesh: egress is REGISTRY_ONLY by default.
+    blocked = get(mesh.http_proxy, "/", host="nobody:80")
+    assert (
+        blocked.status == 502 and blocked.headers["x-gossamer-egress"] == "blocked host=nobody:80"
+    )
     # Two hops: the inbound sidecar saw the outbound sidecar as its client.
     headers = dict(r.json()["headers"])
     assert headers["x-forwarded-for"] == "127.0.0.1, 127.0.0.1"

@@ -17,6 +17,7 @@ from gossamer.proxy.filters.balance import Balancer, EndpointState, make_balance
 from gossamer.proxy.filters.outlier import OutlierDetector
 from gossamer.proxy.filters.stats import ClusterStats
 
+MAX_PASSTHROUGH_ENDPOINTS = 256
 PoolFactory = Callable[[EndpointState, "ClusterRuntime"], Any]
 
 
@@ -32,6 +33,7 @@ class ClusterRuntime:
         "name",
         "observe_latency",
         "outlier",
+        "passthrough",
         "stats",
     )
 
@@ -50,6 +52,7 @@ class ClusterRuntime:
         self._clock = clock
         self.endpoints: dict[tuple[str, int], EndpointState] = {}
         self.config = config
+        self.passthrough = config.kind == "original_dst"
         self.outlier = OutlierDetector(config.outlier)
         self.balancer: Balancer = make_balancer(config, (), rng, clock)
         self.max_requests = config.circuit_breaker.max_requests
@@ -60,6 +63,7 @@ class ClusterRuntime:
         """Take a new version of the cluster's config, keeping endpoint state."""
         old = self.config
         self.config = config
+        self.passthrough = config.kind == "original_dst"
         self.max_requests = config.circuit_breaker.max_requests
         self.observe_latency = config.lb_policy == "peak_ewma"
         if config.outlier != old.outlier:
@@ -87,6 +91,34 @@ class ClusterRuntime:
 
     def pick(self, hash_key: int | None = None) -> EndpointState | None:
         return self.balancer.pick(hash_key)
+
+    def endpoint_for(self, authority: bytes) -> EndpointState | None:
+        """Passthrough (ORIGINAL_DST from the request's authority): the endpoint is the
+        host:port the app asked for (port 80 by default), made on first use and kept
+        with its pool; bounded, as authorities come from apps."""
+        text = authority.decode("latin-1")
+        if text.startswith("["):  # an IPv6 literal
+            host, _, rest = text[1:].partition("]")
+            port_text = rest[1:] if rest.startswith(":") else ""
+        else:
+            host, _, port_text = text.partition(":")
+        port = int(port_text) if port_text.isdigit() else 80 if not port_text else 0
+        if not host or not 0 < port < 65536:
+            return None
+        key = (host, port)
+        state = self.endpoints.get(key)
+        if state is None:
+            if len(self.endpoints) >= MAX_PASSTHROUGH_ENDPOINTS:
+                for old_key, old in list(self.endpoints.items()):
+                    if not old.active and old.pool is not None:
+                        old.pool.close_idle(retire=True)
+                        del self.endpoints[old_key]
+                if len(self.endpoints) >= MAX_PASSTHROUGH_ENDPOINTS:
+                    return None
+            state = EndpointState(host, port)
+            state.pool = self._pool_factory(state, self)
+            self.endpoints[key] = state
+        return state
 
     def record(self, ep: EndpointState, status: int, now: float) -> None:
         """One result for outlier detection (only called when it is configured)."""

@@ -15,6 +15,7 @@ from functools import cached_property
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf.message import Message
 
+from gossamer.controlplane.policies.externalservice import Egress
 from gossamer.controlplane.policies.trafficpermission import AuthzTranslator, Destination
 from gossamer.controlplane.registry.model import ServiceInfo
 from gossamer.controlplane.translate import envoy as e
@@ -72,6 +73,18 @@ class MeshTranslator:
         return compute_routing(self.snapshot)
 
     @cached_property
+    def egress(self) -> Egress:
+        return Egress(self.snapshot)
+
+    @cached_property
+    def egress_clusters(self) -> Mapping[str, Message]:
+        return self.egress.clusters()
+
+    @property
+    def problems(self) -> list[str]:
+        return [*self.routing.problems, *self.egress.problems]
+
+    @cached_property
     def authz(self) -> AuthzTranslator:
         return AuthzTranslator(self.snapshot)
 
@@ -108,6 +121,8 @@ class MeshTranslator:
             msg = old.get(key) or cluster_for(b, registry)
             new[key] = out[b.cluster] = msg
         self.cache.clusters = new
+        # ExternalServices and the egress passthrough: few, built each time.
+        out.update(self.egress_clusters)
         return out
 
     @cached_property
@@ -127,7 +142,12 @@ class MeshTranslator:
         key = (kind, namespace)
         if key not in self._route_tables:
             protocols = HTTP_PROTOCOLS if kind == OUTBOUND_HTTP else GRPC_PROTOCOLS
-            self._route_tables[key] = outbound_route_table(kind, self.routing, namespace, protocols)
+            rc = outbound_route_table(kind, self.routing, namespace, protocols)
+            if kind == OUTBOUND_HTTP:
+                # ExternalServices, then every other host: blocked or passed through.
+                taken = {d.lower() for vh in rc.virtual_hosts for d in vh.domains}
+                rc.virtual_hosts.extend(self.egress.virtual_hosts(taken))
+            self._route_tables[key] = rc
         return self._route_tables[key]
 
     # --- per proxy --------------------------------------------------------------------------
@@ -253,6 +273,18 @@ class MeshTranslator:
                 port.listen_port,
                 e.OUTBOUND,
                 e.tcp_proxy(name, [(b.cluster, b.weight) for b in pr.tcp]),
+                "envoy.filters.network.tcp_proxy",
+            )
+            return
+        external = self.egress.tcp_cluster(port.service, port.port) if svc is None else None
+        if external is not None:
+            # A tcp or tls ExternalService: bytes relayed as they are (TLS not terminated).
+            out[e.LISTENER][name] = e.listener(
+                name,
+                "127.0.0.1",
+                port.listen_port,
+                e.OUTBOUND,
+                e.tcp_proxy(name, [(external, 1)]),
                 "envoy.filters.network.tcp_proxy",
             )
             return

@@ -256,6 +256,10 @@ def _route(r: Any, kind: str, name: str, path: str) -> m.Route:
     if r.HasField("metadata") and "gossamer" in r.metadata.filter_metadata:
         meta = {k: str(v) for k, v in _struct(r.metadata.filter_metadata["gossamer"]).items()}
     req, resp = _mutations(r)
+    if which != "direct_response" and any("%REQ(" in v for _, v in (*resp.set, *resp.add)):
+        raise ConfigError(
+            kind, name, f"{path}.response_headers_to_add", "%REQ(...)% only in direct responses"
+        )
     return m.Route(r.name, match, action, req, resp, dict(meta))
 
 
@@ -614,6 +618,7 @@ def compile_listener(lst: Any) -> m.Listener:
 
 _CLUSTER_TYPES = {0: "static", 1: "strict_dns", 2: "logical_dns", 3: "eds", 4: "original_dst"}
 _LB_POLICIES = {0: "round_robin", 1: "least_request", 2: "ring_hash", 3: "random", 5: "maglev"}
+CLUSTER_PROVIDED = 6
 
 
 def compile_cluster(c: Any) -> m.Cluster:
@@ -624,7 +629,19 @@ def compile_cluster(c: Any) -> m.Cluster:
         raise ConfigError(kind, name, "type", "cluster type not supported")
     if ctype == "eds" and not c.eds_cluster_config.eds_config.HasField("ads"):
         raise ConfigError(kind, name, "eds_cluster_config.eds_config", "only ADS is supported")
-    lb = _LB_POLICIES.get(c.lb_policy)
+    if ctype == "original_dst":
+        # Passthrough: the upstream is the request's authority (host:port as given).
+        odst = c.original_dst_lb_config
+        if c.lb_policy != CLUSTER_PROVIDED:
+            raise ConfigError(kind, name, "lb_policy", "ORIGINAL_DST needs CLUSTER_PROVIDED")
+        if not odst.use_http_header or odst.http_header_name.lower() not in (":authority", "host"):
+            raise ConfigError(
+                kind,
+                name,
+                "original_dst_lb_config",
+                "only use_http_header with http_header_name ':authority' is supported",
+            )
+    lb = "round_robin" if ctype == "original_dst" else _LB_POLICIES.get(c.lb_policy)
     if lb is None:
         raise ConfigError(kind, name, "lb_policy", "load balancing policy not supported")
     meta: dict[str, str] = {}

@@ -240,7 +240,11 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
             "metadata",
             "per_connection_buffer_limit_bytes",
             "common_http_protocol_options",
+            "original_dst_lb_config",
         }
+    ),
+    "envoy.config.cluster.v3.Cluster.OriginalDstLbConfig": frozenset(
+        {"use_http_header", "http_header_name"}
     ),
     "envoy.config.cluster.v3.Cluster.EdsClusterConfig": frozenset({"eds_config", "service_name"}),
     "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": frozenset({"choice_count"}),
@@ -453,6 +457,11 @@ def markdown() -> str:
         "  match `:method` and other headers and `url_path`; on TCP, permissions other than",
         "  `any` never match. Network RBAC filters may only precede a `tcp_proxy`.",
         "- `RouteAction.timeout` defaults to 15 s as in Envoy; 0 disables it.",
+        "- `ORIGINAL_DST` clusters (egress passthrough) need `lb_policy: CLUSTER_PROVIDED` and",
+        "  `original_dst_lb_config` with `use_http_header` and `http_header_name: :authority`:",
+        "  the upstream is the request's host:port as the app gave it (port 80 by default).",
+        "- The command operator `%REQ(:AUTHORITY)%` is honoured in the response headers of",
+        "  direct responses only (a forwarding route using it is NACKed).",
         "",
     ]
     return "\n".join(lines)

@@ -40,7 +40,7 @@ from gossamer.protocols.http1 import (
 )
 from gossamer.proxy.context import HttpContext
 from gossamer.proxy.filters.authz import Authorizer, denied_body
-from gossamer.proxy.filters.route import DIRECT, FORWARD, HeaderPlan, RouteEntry
+from gossamer.proxy.filters.route import DIRECT, FORWARD, REQ_AUTHORITY, HeaderPlan, RouteEntry
 from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats
 from gossamer.proxy.io.clock import INF
 from gossamer.proxy.io.replies import local_reply
@@ -372,9 +372,12 @@ class HttpDownstream(asyncio.Protocol):
             self._local(503, b"cluster not found: %s\n" % name.encode(), "NC")
             return
         self.cluster = cluster
-        ep = cluster.pick(
-            entry.hash.key(head.headers, head.path, self.peer_ip) if entry.hashing else None
-        )
+        if cluster.passthrough:
+            ep = cluster.endpoint_for(authority)
+        else:
+            ep = cluster.pick(
+                entry.hash.key(head.headers, head.path, self.peer_ip) if entry.hashing else None
+            )
         if ep is None:
             self._local(503, b"no healthy upstream\n", "UH")
             return
@@ -693,7 +696,14 @@ class HttpDownstream(asyncio.Protocol):
         rstats.record(status, now - self.started)
         plan = self.resp_plan
         if plan is not None and not plan.empty:
-            extra = (*extra, *plan.set, *plan.add)
+            if plan.dynamic:  # %REQ(:AUTHORITY)% in a direct response's headers
+                authority = head.authority or head.host or b""
+                extra = (
+                    *extra,
+                    *((k, v.replace(REQ_AUTHORITY, authority)) for k, v in (*plan.set, *plan.add)),
+                )
+            else:
+                extra = (*extra, *plan.set, *plan.add)
         # The connection stays open only if the request's message is (or will be) whole.
         keep = (
             head.keep_alive
