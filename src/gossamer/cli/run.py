@@ -38,6 +38,9 @@ from gossamer.cli.client import CliError
     metavar="SVC[:SVCPORT]=PORT",
     help="Also expose SVC on 127.0.0.1:PORT for apps that cannot use HTTP_PROXY.",
 )
+@click.option(
+    "--admin-port", type=int, default=0, help="The sidecar's admin port [default: any free]."
+)
 @click.option("--xds", metavar="HOST:PORT", help="xDS address [default: the local control plane].")
 @click.option("--token", envvar="GOSSAMER_PROXY_TOKEN", help="Data-plane token for the xDS stream.")
 @click.option(
@@ -55,6 +58,7 @@ def run(
     protocol: str,
     app_port: int,
     outbound: tuple[str, ...],
+    admin_port: int,
     xds: str | None,
     token: str | None,
     workers: int,
@@ -97,6 +101,7 @@ def run(
         protocol=protocol,
         app_port=app_port,
         outbound=specs,
+        admin_port=admin_port,
         workers=workers,
         token=token,
     )
