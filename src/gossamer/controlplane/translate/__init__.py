@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from gossamer.controlplane.registry.model import ServiceInfo
 from gossamer.controlplane.translate import envoy as e
 from gossamer.controlplane.translate.gateway import translate_gateway
+from gossamer.controlplane.translate.mtls import ALPN_HTTP, ALPN_TCP, Mtls, secure_inbound
 from gossamer.controlplane.translate.node import InboundPort, OutboundPort, ProxyNode
 from gossamer.controlplane.translate.outbound import (
     L4_PROTOCOLS,
@@ -71,27 +72,43 @@ class MeshTranslator:
         return compute_routing(self.snapshot)
 
     @cached_property
+    def mtls(self) -> Mtls:
+        spec = self.snapshot.mesh.mtls
+        return Mtls(spec.mode, spec.trust_domain)
+
+    @cached_property
     def clusters(self) -> Mapping[str, Message]:
+        """The mesh's clusters, originating mTLS to sidecar-backed endpoints."""
         registry = self.snapshot.registry
+        mtls = self.mtls
         old = self.cache.clusters
         new: dict[Hashable, Message] = {}
         out: dict[str, Message] = {}
         for b in sorted(self.routing.clusters, key=_k):
-            key = cluster_key(b, registry)
-            msg = old.get(key) or cluster_for(b, registry)
+            key = cluster_key(b, registry, mtls)
+            msg = old.get(key) or cluster_for(b, registry, mtls)
             new[key] = out[b.cluster] = msg
         self.cache.clusters = new
         return out
 
     @cached_property
+    def plain_clusters(self) -> Mapping[str, Message]:
+        """The clusters for proxyless gRPC clients: they hold no mesh certificate."""
+        if not self.mtls.enabled:
+            return self.clusters
+        registry = self.snapshot.registry
+        return {b.cluster: cluster_for(b, registry) for b in sorted(self.routing.clusters, key=_k)}
+
+    @cached_property
     def endpoints(self) -> Mapping[str, Message]:
         registry = self.snapshot.registry
+        mtls = self.mtls
         old = self.cache.endpoints
         new: dict[Hashable, Message] = {}
         out: dict[str, Message] = {}
         for b in sorted(self.routing.clusters, key=_k):
-            key = endpoints_key(b, registry)
-            msg = old.get(key) or endpoints_for(b, registry)
+            key = endpoints_key(b, registry, mtls)
+            msg = old.get(key) or endpoints_for(b, registry, mtls)
             new[key] = out[b.cluster] = msg
         self.cache.endpoints = new
         return out
@@ -108,7 +125,8 @@ class MeshTranslator:
     def for_proxy(self, node: ProxyNode) -> Resources:
         """Everything the proxy gets: the mesh's clusters and endpoints, and its own."""
         own = self.proxy_specific(node)
-        own[e.CLUSTER] = {**self.clusters, **own[e.CLUSTER]}
+        clusters = self.plain_clusters if node.kind == "proxyless" else self.clusters
+        own[e.CLUSTER] = {**clusters, **own[e.CLUSTER]}
         own[e.ENDPOINT] = {**self.endpoints, **own[e.ENDPOINT]}
         return own
 
@@ -134,8 +152,8 @@ class MeshTranslator:
         for b in gw.backends:
             # A gateway may send to a service port no mesh route uses (an Ingress backend).
             if b.cluster not in self.clusters:
-                out[e.CLUSTER][b.cluster] = cluster_for(b, registry)
-                out[e.ENDPOINT][b.cluster] = endpoints_for(b, registry)
+                out[e.CLUSTER][b.cluster] = cluster_for(b, registry, self.mtls)
+                out[e.ENDPOINT][b.cluster] = endpoints_for(b, registry, self.mtls)
         self._sidecar(node, out)
 
     def __post_init__(self) -> None:
@@ -149,6 +167,7 @@ class MeshTranslator:
             node.address,
             node.inbound,
             node.outbound_http_port,
+            self.mtls,
         )
         parts = self.cache.node_parts.get(key) or self.cache.node_parts_used.get(key)
         if parts is None:
@@ -191,12 +210,11 @@ class MeshTranslator:
                 )
             )
             hcm = e.http_connection_manager(name, route_config=rc)
-            out[e.LISTENER][name] = e.http_listener(
-                name, node.address, port.inbound_port, e.INBOUND, hcm
-            )
+            listener = e.http_listener(name, node.address, port.inbound_port, e.INBOUND, hcm)
+            secure_inbound(listener, self.mtls, ALPN_HTTP)
         else:
             # gRPC and HTTP/2 are carried at L4 until the sidecar speaks HTTP/2.
-            out[e.LISTENER][name] = e.listener(
+            listener = e.listener(
                 name,
                 node.address,
                 port.inbound_port,
@@ -204,6 +222,8 @@ class MeshTranslator:
                 e.tcp_proxy(name, [(cluster, 1)]),
                 "envoy.filters.network.tcp_proxy",
             )
+            secure_inbound(listener, self.mtls, ALPN_TCP)
+        out[e.LISTENER][name] = listener
 
     def _explicit_outbound(self, node: ProxyNode, port: OutboundPort, out: Resources) -> None:
         name = f"outbound:{port.service}:{port.port}"
