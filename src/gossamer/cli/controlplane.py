@@ -49,6 +49,17 @@ def controlplane() -> None:
     help="How long a disconnected sidecar's workload stays registered (it may come back).",
 )
 @click.option(
+    "--ca-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Issue workload certificates from this CA (PEM; a root, or an intermediate followed "
+    "by its chain) instead of the root generated in STATE_DIR/ca.",
+)
+@click.option(
+    "--ca-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The private key of --ca-cert (PEM, unencrypted).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -68,6 +79,8 @@ def run(
     xds_port: int,
     read_access: str,
     workload_grace: float,
+    ca_cert: Path | None,
+    ca_key: Path | None,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -90,7 +103,11 @@ def run(
         xds_port=xds_port,
         read_access="token" if read_access == "token" else "loopback",
         workload_grace=workload_grace,
+        ca_cert=ca_cert,
+        ca_key=ca_key,
     )
+    if (ca_cert is None) != (ca_key is None):
+        raise CliError("--ca-cert and --ca-key go together")
     try:
         uvloop.run(run_control_plane(config))
     except (OSError, ValueError) as exc:

@@ -16,8 +16,11 @@ import uvicorn
 
 from gossamer import __version__
 from gossamer.controlplane.auth import TokenAuthority, load_or_create_admin_token
+from gossamer.controlplane.ca import CertificateAuthority
+from gossamer.controlplane.ca import service as ca_service
 from gossamer.controlplane.controller import MeshController
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
+from gossamer.controlplane.http.ca import ca_routes
 from gossamer.controlplane.http.proxies import proxy_routes
 from gossamer.controlplane.store import BaseStore, open_store
 from gossamer.controlplane.xds import XdsServer
@@ -39,6 +42,9 @@ class ControlPlaneConfig:
     read_access: ReadAccess = "loopback"
     # How long a disconnected sidecar's workload stays registered (it may reconnect).
     workload_grace: float = 15.0
+    # A provided CA (root or intermediate, PEM; the cert file may hold the chain).
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
 
 
 class _Uvicorn(uvicorn.Server):
@@ -75,8 +81,12 @@ class ControlPlane:
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(cfg.store_url, cfg.state_dir)
         tokens = TokenAuthority(load_or_create_admin_token(cfg.state_dir))
-        self.controller = MeshController(self.store, grace=cfg.workload_grace)
+        ca = CertificateAuthority(
+            cfg.state_dir / "ca", _trust_domain(self.store), cfg.ca_cert, cfg.ca_key
+        )
+        self.controller = MeshController(self.store, grace=cfg.workload_grace, ca=ca)
         self.xds = XdsServer(self.controller)
+        self.xds.extra_handlers.append(ca_service.handler(self.controller))
         self.controller.server = self.xds
         await self.controller.start()
         xds_port = await self.xds.start(cfg.xds_host, cfg.xds_port)
@@ -85,7 +95,7 @@ class ControlPlane:
             store=self.store,
             tokens=tokens,
             read_access=cfg.read_access,
-            extra_routes=[proxy_routes(self.controller, self.xds)],
+            extra_routes=[proxy_routes(self.controller, self.xds), ca_routes(self.controller)],
         )
         app = create_app(ctx)
         sock = bind_tcp(cfg.api_host, cfg.api_port)
@@ -147,6 +157,13 @@ class ControlPlane:
             if info.get("pid") == os.getpid():
                 (self.config.state_dir / CONTROLPLANE_FILE).unlink()
         log.info("control plane stopped")
+
+
+def _trust_domain(store: BaseStore) -> str:
+    from gossamer.controlplane.translate.snapshot import snapshot_from_documents
+
+    docs, _ = store.list("gossamer.io", "Mesh")
+    return snapshot_from_documents(docs).mesh.mtls.trust_domain
 
 
 async def run_control_plane(config: ControlPlaneConfig) -> None:

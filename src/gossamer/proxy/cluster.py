@@ -16,6 +16,7 @@ from gossamer.proxy.config import model as m
 from gossamer.proxy.filters.balance import Balancer, EndpointState, make_balancer
 from gossamer.proxy.filters.outlier import OutlierDetector
 from gossamer.proxy.filters.stats import ClusterStats
+from gossamer.proxy.io.tls import ClientTls
 
 MAX_PASSTHROUGH_ENDPOINTS = 256
 PoolFactory = Callable[[EndpointState, "ClusterRuntime"], Any]
@@ -35,6 +36,8 @@ class ClusterRuntime:
         "outlier",
         "passthrough",
         "stats",
+        "tls",
+        "tls_error",
     )
 
     def __init__(
@@ -51,6 +54,10 @@ class ClusterRuntime:
         self._rng = rng
         self._clock = clock
         self.endpoints: dict[tuple[str, int], EndpointState] = {}
+        # The TLS this cluster originates (set by the Runtime from the config's secrets);
+        # tls_error says why it is missing when the config asks for TLS.
+        self.tls: ClientTls | None = None
+        self.tls_error = ""
         self.config = config
         self.passthrough = config.kind == "original_dst"
         self.outlier = OutlierDetector(config.outlier)
@@ -69,6 +76,7 @@ class ClusterRuntime:
         if config.outlier != old.outlier:
             self.outlier.config = config.outlier
         if not force and config.endpoints == old.endpoints and _same_lb(config, old):
+            self._mark_tls()
             return
         states: dict[tuple[str, int], EndpointState] = {}
         for ep in config.endpoints:
@@ -87,7 +95,23 @@ class ClusterRuntime:
             if key not in states and state.pool is not None:
                 state.pool.close_idle(retire=True)
         self.endpoints = states
+        self._mark_tls()
         self.balancer = make_balancer(config, list(states.values()), self._rng, self._clock)
+
+    def _mark_tls(self) -> None:
+        """Which endpoints get TLS: all, or those matching transport_socket_matches."""
+        config = self.config
+        match = config.tls_match
+        by_key = {(ep.address, ep.port): ep for ep in config.endpoints}
+        for key, state in self.endpoints.items():
+            if config.tls is None:
+                state.tls = False
+            elif match is None:
+                state.tls = True
+            else:
+                ep = by_key.get(key)
+                sm = ep.socket_match if ep is not None else {}
+                state.tls = all(sm.get(k) == v for k, v in match.items())
 
     def pick(self, hash_key: int | None = None) -> EndpointState | None:
         return self.balancer.pick(hash_key)

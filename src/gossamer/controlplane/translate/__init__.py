@@ -20,6 +20,7 @@ from gossamer.controlplane.policies.trafficpermission import AuthzTranslator, De
 from gossamer.controlplane.registry.model import ServiceInfo
 from gossamer.controlplane.translate import envoy as e
 from gossamer.controlplane.translate.gateway import translate_gateway
+from gossamer.controlplane.translate.mtls import ALPN_HTTP, ALPN_TCP, Mtls, secure_inbound
 from gossamer.controlplane.translate.node import InboundPort, OutboundPort, ProxyNode
 from gossamer.controlplane.translate.outbound import (
     L4_PROTOCOLS,
@@ -111,14 +112,21 @@ class MeshTranslator:
         )
 
     @cached_property
+    def mtls(self) -> Mtls:
+        spec = self.snapshot.mesh.mtls
+        return Mtls(spec.mode, spec.trust_domain)
+
+    @cached_property
     def clusters(self) -> Mapping[str, Message]:
+        """The mesh's clusters, originating mTLS to sidecar-backed endpoints."""
         registry = self.snapshot.registry
+        mtls = self.mtls
         old = self.cache.clusters
         new: dict[Hashable, Message] = {}
         out: dict[str, Message] = {}
         for b in sorted(self.routing.clusters, key=_k):
-            key = cluster_key(b, registry)
-            msg = old.get(key) or cluster_for(b, registry)
+            key = cluster_key(b, registry, mtls)
+            msg = old.get(key) or cluster_for(b, registry, mtls)
             new[key] = out[b.cluster] = msg
         self.cache.clusters = new
         # ExternalServices and the egress passthrough: few, built each time.
@@ -126,14 +134,23 @@ class MeshTranslator:
         return out
 
     @cached_property
+    def plain_clusters(self) -> Mapping[str, Message]:
+        """The clusters for proxyless gRPC clients: they hold no mesh certificate."""
+        if not self.mtls.enabled:
+            return self.clusters
+        registry = self.snapshot.registry
+        return {b.cluster: cluster_for(b, registry) for b in sorted(self.routing.clusters, key=_k)}
+
+    @cached_property
     def endpoints(self) -> Mapping[str, Message]:
         registry = self.snapshot.registry
+        mtls = self.mtls
         old = self.cache.endpoints
         new: dict[Hashable, Message] = {}
         out: dict[str, Message] = {}
         for b in sorted(self.routing.clusters, key=_k):
-            key = endpoints_key(b, registry)
-            msg = old.get(key) or endpoints_for(b, registry)
+            key = endpoints_key(b, registry, mtls)
+            msg = old.get(key) or endpoints_for(b, registry, mtls)
             new[key] = out[b.cluster] = msg
         self.cache.endpoints = new
         return out
@@ -155,7 +172,8 @@ class MeshTranslator:
     def for_proxy(self, node: ProxyNode) -> Resources:
         """Everything the proxy gets: the mesh's clusters and endpoints, and its own."""
         own = self.proxy_specific(node)
-        own[e.CLUSTER] = {**self.clusters, **own[e.CLUSTER]}
+        clusters = self.plain_clusters if node.kind == "proxyless" else self.clusters
+        own[e.CLUSTER] = {**clusters, **own[e.CLUSTER]}
         own[e.ENDPOINT] = {**self.endpoints, **own[e.ENDPOINT]}
         return own
 
@@ -181,8 +199,8 @@ class MeshTranslator:
         for b in gw.backends:
             # A gateway may send to a service port no mesh route uses (an Ingress backend).
             if b.cluster not in self.clusters:
-                out[e.CLUSTER][b.cluster] = cluster_for(b, registry)
-                out[e.ENDPOINT][b.cluster] = endpoints_for(b, registry)
+                out[e.CLUSTER][b.cluster] = cluster_for(b, registry, self.mtls)
+                out[e.ENDPOINT][b.cluster] = endpoints_for(b, registry, self.mtls)
         self._sidecar(node, out)
 
     def __post_init__(self) -> None:
@@ -199,6 +217,7 @@ class MeshTranslator:
             node.service_account,
             tuple(sorted(node.labels.items())),
             self._authz_key(node),
+            self.mtls,
         )
         parts = self.cache.node_parts.get(key) or self.cache.node_parts_used.get(key)
         if parts is None:
@@ -242,12 +261,11 @@ class MeshTranslator:
                 )
             )
             hcm = e.http_connection_manager(name, route_config=rc, filters=rbac)
-            out[e.LISTENER][name] = e.http_listener(
-                name, node.address, port.inbound_port, e.INBOUND, hcm
-            )
+            listener = e.http_listener(name, node.address, port.inbound_port, e.INBOUND, hcm)
+            secure_inbound(listener, self.mtls, ALPN_HTTP)
         else:
             # gRPC and HTTP/2 are carried at L4 until the sidecar speaks HTTP/2.
-            lst = e.listener(
+            listener = e.listener(
                 name,
                 node.address,
                 port.inbound_port,
@@ -256,11 +274,12 @@ class MeshTranslator:
                 "envoy.filters.network.tcp_proxy",
             )
             if rbac:  # network RBAC runs before the TCP proxy
-                chain = lst.filter_chains[0]
+                chain = listener.filter_chains[0]
                 proxy = list(chain.filters)
                 del chain.filters[:]
                 chain.filters.extend([*rbac, *proxy])
-            out[e.LISTENER][name] = lst
+            secure_inbound(listener, self.mtls, ALPN_TCP)
+        out[e.LISTENER][name] = listener
 
     def _explicit_outbound(self, node: ProxyNode, port: OutboundPort, out: Resources) -> None:
         name = f"outbound:{port.service}:{port.port}"

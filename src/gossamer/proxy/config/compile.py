@@ -30,6 +30,7 @@ NETWORK_RBAC = "envoy.extensions.filters.network.rbac.v3.RBAC"
 UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 RAW_BUFFER = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
+SOCKET_MATCH = "envoy.transport_socket_match"
 
 
 class ConfigError(ValueError):
@@ -261,6 +262,13 @@ def _route(r: Any, kind: str, name: str, path: str) -> m.Route:
             kind, name, f"{path}.response_headers_to_add", "%REQ(...)% only in direct responses"
         )
     return m.Route(r.name, match, action, req, resp, dict(meta))
+
+
+def _scalar(value: Any) -> str:
+    # Struct values: match "true" and True alike (YAML and JSON writers differ).
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _struct(struct: Any) -> dict[str, Any]:
@@ -668,6 +676,18 @@ def compile_cluster(c: Any) -> m.Cluster:
     if c.HasField("load_assignment"):
         endpoints = compile_endpoints(c.load_assignment)
     tls = _upstream_tls(c.transport_socket, kind, name) if c.HasField("transport_socket") else None
+    tls_match: dict[str, str] | None = None
+    if c.transport_socket_matches:
+        if len(c.transport_socket_matches) != 1 or tls is not None:
+            raise ConfigError(
+                kind,
+                name,
+                "transport_socket_matches",
+                "one match (TLS) with a plaintext default transport socket is supported",
+            )
+        tsm = c.transport_socket_matches[0]
+        tls = _upstream_tls(tsm.transport_socket, kind, name)
+        tls_match = {k: _scalar(v) for k, v in _struct(tsm.match).items()}
     return m.Cluster(
         name=name,
         kind=ctype,  # type: ignore[arg-type]
@@ -678,6 +698,7 @@ def compile_cluster(c: Any) -> m.Cluster:
         connect_timeout=seconds(c.connect_timeout, 5.0) or 5.0,
         protocol="tcp" if meta.get("protocol") == "tcp" else "http1",
         tls=tls,
+        tls_match=tls_match,
         circuit_breaker=breaker,
         outlier=outlier,
         health_check=health,
@@ -754,6 +775,10 @@ def compile_endpoints(cla: Any) -> tuple[m.Endpoint, ...]:
             sa = lb.endpoint.address.socket_address
             labels: dict[str, str] = {}
             workload = ""
+            socket_match: dict[str, str] = {}
+            if SOCKET_MATCH in lb.metadata.filter_metadata:
+                data = _struct(lb.metadata.filter_metadata[SOCKET_MATCH])
+                socket_match = {k: _scalar(v) for k, v in data.items()}
             if "gossamer" in lb.metadata.filter_metadata:
                 data = _struct(lb.metadata.filter_metadata["gossamer"])
                 workload = str(data.pop("workload", ""))
@@ -769,6 +794,7 @@ def compile_endpoints(cla: Any) -> tuple[m.Endpoint, ...]:
                     healthy=lb.health_status in (0, 1),
                     labels=dict(labels),
                     workload=workload,
+                    socket_match=socket_match,
                 )
             )
     return tuple(out)

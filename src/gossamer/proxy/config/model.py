@@ -236,6 +236,9 @@ class Endpoint:
     # Labels of the workload behind it (version, …), and its identity, for metrics.
     labels: Mapping[str, str] = field(default_factory=dict)
     workload: str = ""
+    # filter_metadata["envoy.transport_socket_match"]: which of the cluster's
+    # transport_socket_matches applies (e.g. {"mtls": "true"} for a sidecar-backed one).
+    socket_match: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +301,9 @@ class Cluster:
     connect_timeout: float = 5.0
     protocol: Literal["http1", "http2", "tcp"] = "http1"
     tls: UpstreamTls | None = None
+    # Set: `tls` applies only to endpoints whose socket_match has these values (Envoy's
+    # transport_socket_matches); the others are plaintext.
+    tls_match: Mapping[str, str] | None = None
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     outlier: OutlierDetection | None = None
     health_check: HealthCheck | None = None

@@ -237,6 +237,7 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
             "ring_hash_lb_config",
             "common_lb_config",
             "transport_socket",
+            "transport_socket_matches",
             "metadata",
             "per_connection_buffer_limit_bytes",
             "common_http_protocol_options",
@@ -301,8 +302,45 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
         {"endpoint", "health_status", "load_balancing_weight", "metadata"}
     ),
     "envoy.config.endpoint.v3.Endpoint": frozenset({"address", "hostname"}),
-    # TLS (UpstreamTlsContext, DownstreamTlsContext, Secret) comes with mTLS; until then a
-    # TLS transport socket is NACKed rather than served in plaintext.
+    "envoy.config.cluster.v3.Cluster.TransportSocketMatch": frozenset(
+        {"name", "match", "transport_socket"}
+    ),
+    # --- TLS: mTLS between sidecars, certificates and trust bundles by SDS (over ADS) ---
+    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext": frozenset(
+        {"common_tls_context", "sni"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext": frozenset(
+        {"common_tls_context", "require_client_certificate"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext": frozenset(
+        {
+            "tls_params",
+            "tls_certificate_sds_secret_configs",
+            "validation_context_sds_secret_config",
+            "combined_validation_context",
+            "alpn_protocols",
+        }
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.TlsParameters": frozenset(
+        {"tls_minimum_protocol_version", "tls_maximum_protocol_version"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig": frozenset({"name", "sds_config"}),
+    "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext"
+    ".CombinedCertificateValidationContext": frozenset(
+        {"default_validation_context", "validation_context_sds_secret_config"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext": frozenset(
+        {"match_typed_subject_alt_names", "trusted_ca"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher": frozenset(
+        {"san_type", "matcher"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.Secret": frozenset(
+        {"name", "tls_certificate", "validation_context"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.TlsCertificate": frozenset(
+        {"certificate_chain", "private_key"}
+    ),
     "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer": frozenset(),
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector": frozenset(),
 }
@@ -317,6 +355,8 @@ KNOWN_TYPED_CONFIGS: frozenset[str] = frozenset(
         "envoy.extensions.filters.network.rbac.v3.RBAC",
         "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
         "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+        "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
     }
 )
 
@@ -451,6 +491,10 @@ def markdown() -> str:
         '  `metadata.filter_metadata["gossamer"].lb = "peak_ewma"`, which the sidecar honours.',
         "- A listener may have two filter chains only as a `tls` / `raw_buffer` pair",
         "  (`filter_chain_match.transport_protocol`): permissive mTLS.",
+        "- TLS certificates and trust bundles come only by SDS (`Secret` over ADS); peers are",
+        "  verified by the trust bundle and by URI SAN (SPIFFE ID), never by hostname.",
+        "- `Cluster.transport_socket_matches`: one TLS match, plaintext default; an endpoint",
+        '  uses TLS when its `filter_metadata["envoy.transport_socket_match"]` has the values.',
         "- The last HTTP filter must be the router; `codec_type` AUTO or HTTP1.",
         "- RBAC (HTTP and network): actions ALLOW and DENY (LOG is NACKed); principals match",
         "  the caller's verified SPIFFE ID (`authenticated.principal_name`); HTTP permissions",

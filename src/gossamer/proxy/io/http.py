@@ -44,7 +44,7 @@ from gossamer.proxy.filters.route import DIRECT, FORWARD, REQ_AUTHORITY, HeaderP
 from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats
 from gossamer.proxy.io.clock import INF
 from gossamer.proxy.io.replies import local_reply
-from gossamer.proxy.io.tls import peer_identity
+from gossamer.proxy.io.tls import handshake_failed, peer_identity, san_allowed
 
 if TYPE_CHECKING:
     from gossamer.proxy.cluster import ClusterRuntime
@@ -823,6 +823,7 @@ class UpstreamConnection(asyncio.Protocol):
         "parser",
         "responded",
         "rhead",
+        "tls_host",
         "transport",
         "tunnel",
     )
@@ -838,6 +839,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.responded = False  # bytes of a response arrived since the last request
         self.keep_alive = True
         self.tunnel = False
+        # TLS: the server name dialled, until the session is kept for resumption.
+        self.tls_host: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -983,7 +986,19 @@ class UpstreamConnection(asyncio.Protocol):
         if down.resp_chunked:
             down.out.append(last_chunk(head.trailers))
         self.rhead = None
+        if self.tls_host is not None:
+            self._remember_session()
         down.response_complete(self, self.keep_alive)
+
+    def _remember_session(self) -> None:
+        # After a response, TLS 1.3 session tickets have arrived: keep one to resume with.
+        host, self.tls_host = self.tls_host, None
+        tls = self.cluster.tls
+        t = self.transport
+        if host is not None and tls is not None and t is not None:
+            ssl_object = t.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                tls.context.remember(host, ssl_object)
 
     def on_upgrade(self, data: bytes) -> None:
         down = self.down
@@ -1040,14 +1055,52 @@ class Pool:
 
 
 async def open_upstream(cluster: ClusterRuntime, ep: EndpointState) -> UpstreamConnection | None:
-    """A new connection to `ep`, or None (counted as a connect failure) on error/timeout."""
+    """A new connection to `ep`, or None (counted as a connect failure) on error/timeout.
+
+    A sidecar-backed endpoint gets mTLS, and its certificate must carry one of the
+    cluster's accepted SPIFFE IDs; without TLS material it is not contacted at all.
+    """
     loop = asyncio.get_running_loop()
+    if not ep.tls:
+        try:
+            async with asyncio.timeout(cluster.config.connect_timeout):
+                _, up = await loop.create_connection(
+                    lambda: UpstreamConnection(ep, cluster), ep.address, ep.port
+                )
+        except (OSError, TimeoutError):
+            cluster.stats.connect_fail += 1
+            return None
+        return up
+    tls = cluster.tls
+    stats = cluster.stats
+    if tls is None:
+        stats.connect_fail += 1
+        stats.tls_failures += 1
+        return None
+    host = tls.server_hostname(ep.address, ep.port)
     try:
         async with asyncio.timeout(cluster.config.connect_timeout):
-            _, up = await loop.create_connection(
-                lambda: UpstreamConnection(ep, cluster), ep.address, ep.port
+            transport, up = await loop.create_connection(
+                lambda: UpstreamConnection(ep, cluster),
+                ep.address,
+                ep.port,
+                ssl=tls.context,
+                server_hostname=host,
+                ssl_handshake_timeout=cluster.config.connect_timeout,
             )
-    except (OSError, TimeoutError):
-        cluster.stats.connect_fail += 1
+    except (OSError, TimeoutError, ValueError) as exc:
+        stats.connect_fail += 1
+        if handshake_failed(exc):
+            stats.tls_failures += 1
         return None
+    ssl_object = transport.get_extra_info("ssl_object")
+    stats.tls_handshakes += 1
+    if ssl_object is not None and ssl_object.session_reused:
+        stats.tls_resumed += 1
+    if not san_allowed(peer_identity(transport), tls.verify_sans):
+        stats.connect_fail += 1
+        stats.tls_failures += 1
+        up.close()
+        return None
+    up.tls_host = host
     return up

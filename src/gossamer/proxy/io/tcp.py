@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from gossamer.proxy.context import TcpContext
 from gossamer.proxy.io.clock import INF
-from gossamer.proxy.io.tls import peer_identity
+from gossamer.proxy.io.tls import handshake_failed, peer_identity, san_allowed
 
 if TYPE_CHECKING:
     from gossamer.proxy.cluster import ClusterRuntime
@@ -104,13 +104,37 @@ class TcpDownstream(asyncio.Protocol):
 
     async def _open(self, cluster: ClusterRuntime, ep: EndpointState) -> None:
         loop = asyncio.get_running_loop()
+        tls = cluster.tls if ep.tls else None
+        host = tls.server_hostname(ep.address, ep.port) if tls is not None else None
         try:
+            if ep.tls and tls is None:
+                cluster.stats.tls_failures += 1
+                raise OSError("no TLS material for a TLS endpoint")
             async with asyncio.timeout(cluster.config.connect_timeout):
-                _, up = await loop.create_connection(
-                    lambda: TcpUpstream(self, cluster), ep.address, ep.port
+                transport, up = await loop.create_connection(
+                    lambda: TcpUpstream(self, cluster),
+                    ep.address,
+                    ep.port,
+                    ssl=tls.context if tls is not None else None,
+                    server_hostname=host,
+                    ssl_handshake_timeout=cluster.config.connect_timeout
+                    if tls is not None
+                    else None,
                 )
-        except (OSError, TimeoutError):
+            if tls is not None:
+                cluster.stats.tls_handshakes += 1
+                ssl_object = transport.get_extra_info("ssl_object")
+                if ssl_object is not None and ssl_object.session_reused:
+                    cluster.stats.tls_resumed += 1
+                if not san_allowed(peer_identity(transport), tls.verify_sans):
+                    cluster.stats.tls_failures += 1
+                    up.close()
+                    raise OSError("peer identity not accepted")
+                up.tls_host = host
+        except (OSError, TimeoutError, ValueError) as exc:
             cluster.stats.connect_fail += 1
+            if tls is not None and handshake_failed(exc):
+                cluster.stats.tls_failures += 1
             self._release(503)
             self._fail(cluster.name, "UF")
             return
@@ -207,13 +231,14 @@ class TcpDownstream(asyncio.Protocol):
 
 
 class TcpUpstream(asyncio.Protocol):
-    __slots__ = ("activity", "cluster", "down", "transport")
+    __slots__ = ("activity", "cluster", "down", "tls_host", "transport")
 
     def __init__(self, down: TcpDownstream, cluster: ClusterRuntime) -> None:
         self.down = down
         self.cluster = cluster
         self.transport: asyncio.Transport | None = None
         self.activity = False
+        self.tls_host: str | None = None  # TLS: kept until the session is remembered
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -223,9 +248,21 @@ class TcpUpstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.activity = True
+        if self.tls_host is not None:
+            self._remember_session()
         t = self.down.transport
         if t is not None:
             t.write(data)
+
+    def _remember_session(self) -> None:
+        # Bytes from the server: TLS 1.3 session tickets have arrived before them.
+        host, self.tls_host = self.tls_host, None
+        tls = self.cluster.tls
+        t = self.transport
+        if host is not None and tls is not None and t is not None:
+            ssl_object = t.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                tls.context.remember(host, ssl_object)
 
     def eof_received(self) -> bool:
         down = self.down
