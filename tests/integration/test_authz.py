@@ -1,10 +1,7 @@
 """Authorization end to end: a real control plane pushes TrafficPermissions and the Mesh
-default to real sidecars, which enforce them on their inbound listeners (HTTP and TCP).
-
-Callers here reach the inbound ports in plaintext, so they have no identity: the
-policies name callers by `Mesh` (everyone). Identity-based decisions (ServiceAccount,
-Namespace) are covered with identities given directly in tests/unit/proxy/filters and
-over mTLS in the bookstore scenario.
+default to real sidecars, which enforce them on their inbound listeners (HTTP and TCP) on
+the identity proven by mTLS. Two client sidecars call in: bookbuyer (namespace
+bookbuyer) and bookthief (namespace bookthief), through explicit outbound ports.
 """
 
 from __future__ import annotations
@@ -17,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import ControlPlane
-from tests.support.proxy import Sidecar, TcpEcho, Upstream, closed, free_port, get, request
+from tests.support.proxy import Sidecar, TcpEcho, Upstream, free_port, get, request
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
+BUYER = "spiffe://gossamer.local/ns/bookbuyer/sa/bookbuyer"
+THIEF = "spiffe://gossamer.local/ns/bookthief/sa/bookthief"
 DENY_BY_DEFAULT = """
 apiVersion: gossamer.io/v1alpha1
 kind: Mesh
@@ -35,7 +34,7 @@ metadata: {name: backend-api}
 spec:
   targetRef: {kind: Service, name: backend}
   from:
-  - targetRef: {kind: Mesh}
+  - targetRef: {kind: Namespace, name: bookbuyer}
     default:
       action: ALLOW
       rules: [{methods: [GET], paths: [{type: PathPrefix, value: /api}]}]
@@ -43,6 +42,8 @@ spec:
     default:
       action: DENY
       rules: [{paths: [{type: Exact, value: /api/secret}]}]
+  - targetRef: {kind: ServiceAccount, name: bookthief, namespace: bookthief}
+    default: {action: DENY}
 """
 SHADOW = """
 apiVersion: gossamer.io/v1alpha1
@@ -60,13 +61,22 @@ spec:
 ALLOW_TCP = """
 apiVersion: gossamer.io/v1alpha1
 kind: TrafficPermission
-metadata: {name: echo-open}
+metadata: {name: echo-buyer}
 spec:
   targetRef: {kind: Service, name: echo}
   from:
-  - targetRef: {kind: Mesh}
+  - targetRef: {kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}
     default: {action: ALLOW}
 """
+
+
+@dataclass
+class Client:
+    """A client sidecar: its explicit outbound ports to backend (HTTP) and echo (TCP)."""
+
+    sidecar: Sidecar
+    http: int
+    tcp: int
 
 
 @dataclass
@@ -75,27 +85,29 @@ class Mesh:
     app: Upstream
     echo: TcpEcho
     backend: Sidecar
-    echo_sidecar: Sidecar
-    http_port: int
-    tcp_port: int
+    buyer: Client
+    thief: Client
 
     def apply(self, text: str) -> None:
         self.cp.cli("apply", "-f", "-", input=text, check=True)
 
-    def status(self, path: str = "/api/x", method: str = "GET") -> int:
+    def status(self, client: Client, path: str = "/api/x", method: str = "GET") -> int:
         raw = f"{method} {path} HTTP/1.1\r\nHost: backend\r\ncontent-length: 0\r\n\r\n"
-        return request(self.http_port, raw.encode()).status
+        return request(client.http, raw.encode()).status
 
-    def metric(self, name: str) -> float:
+    def metric(self, name: str, source: str) -> float:
         text = self.backend.get("/stats/prometheus").text
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith(name + "{") and 'destination="default/backend"' in line
+            if line.startswith(name + "{")
+            and 'destination="default/backend"' in line
+            and f'source="{source}"' in line
         )
 
-    def echo_works(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.tcp_port), 3) as s:
+    @staticmethod
+    def echo_works(client: Client) -> bool:
+        with socket.create_connection(("127.0.0.1", client.tcp), 3) as s:
             s.settimeout(3)
             try:
                 s.sendall(b"ping\n")
@@ -116,69 +128,76 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     cp = ControlPlane(workdir / "state", "sqlite://").start()
     app = Upstream("backend").start()
     echo = TcpEcho("echo").start()
-    http_port, tcp_port = free_port(), free_port()
     sidecars: list[Sidecar] = []
+
+    def sidecar(name: str, *args: str) -> Sidecar:
+        s = Sidecar(workdir, None, "--xds", cp.xds, "--id", name, *args, name=name).start()
+        sidecars.append(s)
+        return s
+
+    def client(name: str) -> Client:
+        http, tcp = free_port(), free_port()
+        s = sidecar(
+            name,
+            *("--namespace", name, "--service", name),
+            *("--outbound", f"backend.default:8080={http}"),
+            *("--outbound", f"echo.default:9000={tcp}"),
+        )
+        return Client(s, http, tcp)
+
     try:
-        backend = Sidecar(
-            workdir,
-            None,
-            *("--xds", cp.xds, "--id", "backend-1", "--service", "backend"),
-            *("--inbound", f"8080:{app.port}:{http_port}"),
-            name="backend",
-        ).start()
-        sidecars.append(backend)
-        echo_sidecar = Sidecar(
-            workdir,
-            None,
-            *("--xds", cp.xds, "--id", "echo-1", "--service", "echo"),
-            *("--inbound", f"9000:{echo.port}:{tcp_port}:tcp"),
-            name="echo",
-        ).start()
-        sidecars.append(echo_sidecar)
-        m = Mesh(cp, app, echo, backend, echo_sidecar, http_port, tcp_port)
-        wait_for(lambda: m.status() == 200, 20, message="backend reachable through its sidecar")
+        backend = sidecar(
+            "backend", "--service", "backend", "--inbound", f"8080:{app.port}:{free_port()}"
+        )
+        sidecar("echo", "--service", "echo", "--inbound", f"9000:{echo.port}:{free_port()}:tcp")
+        m = Mesh(cp, app, echo, backend, client("bookbuyer"), client("bookthief"))
+        for c in (m.buyer, m.thief):
+            wait_for(lambda c=c: m.status(c) == 200, 30, message="backend reachable over mTLS")
         yield m
     finally:
-        for sidecar in sidecars:
-            sidecar.stop()
+        for s in sidecars:
+            s.stop()
         cp.stop()
         app.stop()
         echo.stop()
 
 
 def test_default_allow_without_policies(mesh: Mesh) -> None:
-    assert mesh.status("/anything", "DELETE") == 200
-    assert mesh.echo_works()
+    assert mesh.status(mesh.thief, "/anything", "DELETE") == 200
+    wait_for(lambda: mesh.echo_works(mesh.thief), 10, message="TCP through mTLS")
 
 
 def test_default_deny_refuses_with_a_reason_and_counts(mesh: Mesh) -> None:
     mesh.apply(DENY_BY_DEFAULT)
-    wait_for(lambda: mesh.status() == 403, 10, message="default deny enforced")
+    wait_for(lambda: mesh.status(mesh.buyer) == 403, 10, message="default deny enforced")
     before_app = mesh.app.requests
-    before = mesh.metric("gossamer_authz_denied_total")
-    r = get(mesh.http_port, "/api/x", host="backend")
+    before = mesh.metric("gossamer_authz_denied_total", BUYER)
+    r = get(mesh.buyer.http, "/api/x", host="backend")
     assert r.status == 403
     assert r.headers["x-gossamer-authz"] == "denied policy=default-deny"
-    assert r.body.startswith(b"RBAC: access denied for an unauthenticated caller GET /api/x")
+    assert r.body.startswith(f"RBAC: access denied for {BUYER} GET /api/x".encode())
     assert b"denies by default" in r.body
     assert mesh.app.requests == before_app  # never reached the app
-    assert mesh.metric("gossamer_authz_denied_total") == before + 1
+    assert mesh.metric("gossamer_authz_denied_total", BUYER) == before + 1
     # TCP: the connection is closed before a byte reaches the app.
     accepted = mesh.echo.accepted
-    with socket.create_connection(("127.0.0.1", mesh.tcp_port), 3) as s:
-        assert closed(s, 3)
+    wait_for(lambda: not mesh.echo_works(mesh.buyer), 10, message="TCP denied")
     assert mesh.echo.accepted == accepted
 
 
-def test_allow_rules_and_deny_wins(mesh: Mesh) -> None:
+def test_allow_rules_by_identity_and_deny_wins(mesh: Mesh) -> None:
     mesh.apply(ALLOW_API)
-    wait_for(lambda: mesh.status("/api/x") == 200, 10, message="allow rule enforced")
-    assert mesh.status("/api") == 200
-    assert mesh.status("/apis") == 403  # PathPrefix matches whole segments
-    assert mesh.status("/api/x", "POST") == 403
-    r = get(mesh.http_port, "/api/secret", host="backend")
+    wait_for(lambda: mesh.status(mesh.buyer) == 200, 10, message="allow rule enforced")
+    assert mesh.status(mesh.buyer, "/api") == 200
+    assert mesh.status(mesh.buyer, "/apis") == 403  # PathPrefix matches whole segments
+    assert mesh.status(mesh.buyer, "/api/x", "POST") == 403
+    r = get(mesh.buyer.http, "/api/secret", host="backend")
     assert r.status == 403
     assert r.headers["x-gossamer-authz"] == "denied policy=default/backend-api"
+    r = get(mesh.thief.http, "/api/x", host="backend")
+    assert r.status == 403
+    assert r.headers["x-gossamer-authz"] == "denied policy=default/backend-api"
+    assert mesh.metric("gossamer_authz_denied_total", THIEF) >= 1
 
 
 def test_shadow_counts_but_does_not_deny(mesh: Mesh) -> None:
@@ -186,22 +205,23 @@ def test_shadow_counts_but_does_not_deny(mesh: Mesh) -> None:
 
     def shadowed() -> bool:
         return (
-            mesh.status("/api/books") == 200
-            and mesh.metric("gossamer_authz_shadow_denied_total") > 0
+            mesh.status(mesh.buyer, "/api/books") == 200
+            and mesh.metric("gossamer_authz_shadow_denied_total", BUYER) > 0
         )
 
     wait_for(shadowed, 10, message="shadow denial counted")
-    before = mesh.metric("gossamer_authz_shadow_denied_total")
-    assert mesh.status("/api/books/1") == 200
-    assert mesh.metric("gossamer_authz_shadow_denied_total") == before + 1
-    assert mesh.status("/api/other") == 200
-    assert mesh.metric("gossamer_authz_shadow_denied_total") == before + 1
+    before = mesh.metric("gossamer_authz_shadow_denied_total", BUYER)
+    assert mesh.status(mesh.buyer, "/api/books/1") == 200
+    assert mesh.metric("gossamer_authz_shadow_denied_total", BUYER) == before + 1
+    assert mesh.status(mesh.buyer, "/api/other") == 200
+    assert mesh.metric("gossamer_authz_shadow_denied_total", BUYER) == before + 1
     assert "shadow authz would deny" in mesh.backend.output()
 
 
-def test_tcp_allowed_by_permission(mesh: Mesh) -> None:
+def test_tcp_allowed_for_one_identity(mesh: Mesh) -> None:
     mesh.apply(ALLOW_TCP)
-    wait_for(mesh.echo_works, 10, message="TCP allowed")
+    wait_for(lambda: mesh.echo_works(mesh.buyer), 10, message="TCP allowed for bookbuyer")
+    assert not mesh.echo_works(mesh.thief)
     # Deleting the permission closes the port again (default deny).
-    mesh.cp.cli("delete", "trafficpermission", "echo-open", check=True)
-    wait_for(lambda: not mesh.echo_works(), 10, message="TCP denied again")
+    mesh.cp.cli("delete", "trafficpermission", "echo-buyer", check=True)
+    wait_for(lambda: not mesh.echo_works(mesh.buyer), 10, message="TCP denied again")
