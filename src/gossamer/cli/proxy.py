@@ -74,6 +74,13 @@ def _default_workers() -> int:
     help="Outbound HTTP proxy listener (apps use HTTP_PROXY).",
 )
 @click.option(
+    "--outbound-tls-port",
+    type=int,
+    metavar="PORT",
+    help="Outbound TLS listener for hosts on port 443: routes the apps' own TLS by its "
+    "server name (SNI) to ExternalServices of protocol tls, without terminating it.",
+)
+@click.option(
     "--outbound",
     multiple=True,
     metavar="SVC:SVCPORT=LISTENPORT",
@@ -155,6 +162,7 @@ def run(
     address: str,
     inbound: tuple[str, ...],
     http_proxy_port: int | None,
+    outbound_tls_port: int | None,
     outbound: tuple[str, ...],
     admin_port: int,
     gateway: str | None,
@@ -217,6 +225,7 @@ def run(
         address=address,
         inbound=inbound_ports,
         http_proxy_port=http_proxy_port,
+        outbound_tls_port=outbound_tls_port,
         outbound=outbound_ports,
         gateway=gateway or "",
     )

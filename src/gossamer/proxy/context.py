@@ -69,6 +69,7 @@ class HttpContext:
 class TcpContext:
     __slots__ = (
         "authz",
+        "by_sni",
         "cluster_names",
         "clusters",
         "cumulative",
@@ -76,6 +77,8 @@ class TcpContext:
         "listener",
         "name",
         "rng",
+        "sni_port",
+        "sni_routing",
         "stats",
         "total",
     )
@@ -104,14 +107,32 @@ class TcpContext:
         self.cumulative = tuple(proxy.cumulative or cumulative)
         self.total = proxy.total_weight or total
         self.idle_timeout = proxy.idle_timeout or 3600.0
+        self.sni_routing = proxy.sni_routing
+        self.sni_port = proxy.sni_port
+        self.by_sni = {
+            server: (tuple(c.name for c in cs), _cumulative(cs))
+            for server, cs in proxy.by_sni.items()
+        }
 
-    def pick_cluster(self) -> str:
-        """One random draw against the cumulative weights (per connection)."""
-        if len(self.cluster_names) == 1:
-            return self.cluster_names[0]
-        return self.cluster_names[
-            bisect.bisect_right(self.cumulative, self.rng.randrange(self.total))
-        ]
+    def pick_cluster(self, server_name: str | None = None) -> str | None:
+        """One random draw against the cumulative weights (per connection); on an SNI
+        listener, among the clusters of the server name's chain (None: no chain)."""
+        names, cumulative = self.cluster_names, self.cumulative
+        if self.sni_routing and server_name is not None and server_name in self.by_sni:
+            names, cumulative = self.by_sni[server_name]
+        if not names:
+            return None
+        if len(names) == 1:
+            return names[0]
+        return names[bisect.bisect_right(cumulative, self.rng.randrange(cumulative[-1]))]
+
+
+def _cumulative(clusters: tuple[m.WeightedCluster, ...]) -> tuple[int, ...]:
+    out, total = [], 0
+    for c in clusters:
+        total += c.weight
+        out.append(total)
+    return tuple(out)
 
 
 Context = HttpContext | TcpContext

@@ -15,7 +15,7 @@ from functools import cached_property
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf.message import Message
 
-from gossamer.controlplane.policies.externalservice import Egress
+from gossamer.controlplane.policies.externalservice import BLACKHOLE_CLUSTER, Egress
 from gossamer.controlplane.policies.trafficpermission import AuthzTranslator, Destination
 from gossamer.controlplane.registry.model import ServiceInfo
 from gossamer.controlplane.translate import envoy as e
@@ -38,6 +38,7 @@ from gossamer.controlplane.translate.snapshot import MeshSnapshot
 Resources = dict[str, dict[str, Message]]  # type URL → name → message
 
 OUTBOUND_HTTP = "outbound:http"
+OUTBOUND_TLS = "outbound:tls"
 HTTP_PROTOCOLS = frozenset({"http"})
 GRPC_PROTOCOLS = frozenset({"grpc", "http2", "http"})
 
@@ -83,7 +84,7 @@ class MeshTranslator:
 
     @property
     def problems(self) -> list[str]:
-        return [*self.routing.problems, *self.egress.problems]
+        return list(dict.fromkeys([*self.routing.problems, *self.egress.problems]))
 
     @cached_property
     def authz(self) -> AuthzTranslator:
@@ -228,6 +229,11 @@ class MeshTranslator:
             out[type_url].update(items)
         if node.outbound_http_port:
             out[e.ROUTE].setdefault(OUTBOUND_HTTP, self.route_table(OUTBOUND_HTTP, node.namespace))
+        if node.outbound_tls_port:
+            out[e.LISTENER][OUTBOUND_TLS] = self.egress.tls_listener(
+                OUTBOUND_TLS, node.outbound_tls_port
+            )
+            out[e.CLUSTER][BLACKHOLE_CLUSTER] = self.egress.blackhole()
         for outbound in node.outbound:
             self._explicit_outbound(node, outbound, out)
 

@@ -568,6 +568,8 @@ def compile_listener(lst: Any) -> m.Listener:
     chains = list(lst.filter_chains)
     if not chains:
         raise ConfigError(kind, name, "filter_chains", "at least one filter chain is required")
+    if any(c.filter_chain_match.server_names for c in chains):
+        return _sni_listener(lst, chains, direction)
     # PERMISSIVE mTLS: a "tls" chain and a "raw_buffer" chain with the same filters.
     allow_plaintext = False
     if len(chains) == 2:
@@ -620,6 +622,50 @@ def compile_listener(lst: Any) -> m.Listener:
                 tls.certificate_secret, tls.trust_secret, tls.verify_san_uris, tls.alpn, True
             )
     return m.Listener(name, sa.address, sa.port_value, direction, handler, tls)
+
+
+def _sni_listener(
+    lst: Any, chains: list[Any], direction: Literal["inbound", "outbound"]
+) -> m.Listener:
+    """TLS passed through, routed by the ClientHello's server name: one tcp_proxy per
+    chain, chains matched by `server_names` (exact), at most one default chain."""
+    kind, name = "Listener", lst.name
+    by_sni: dict[str, tuple[m.WeightedCluster, ...]] = {}
+    default: m.TcpProxy | None = None
+    for i, chain in enumerate(chains):
+        path = f"filter_chains[{i}]"
+        if chain.HasField("transport_socket") or chain.filter_chain_match.transport_protocol:
+            raise ConfigError(
+                kind, name, path, "SNI routing passes TLS through: no transport socket"
+            )
+        if len(chain.filters) != 1:
+            raise ConfigError(kind, name, f"{path}.filters", "exactly one tcp_proxy per chain")
+        flt = chain.filters[0]
+        if flt.typed_config.type_url.rsplit("/", 1)[-1] != TCP_PROXY:
+            raise ConfigError(kind, name, f"{path}.filters[0]", "SNI routing needs tcp_proxy")
+        proxy = _tcp_proxy(unpack_any(flt.typed_config), kind, name, f"{path}.filters[0]")
+        names = [n.lower().rstrip(".") for n in chain.filter_chain_match.server_names]
+        if not names:
+            if default is not None:
+                raise ConfigError(kind, name, path, "more than one chain without server_names")
+            default = proxy
+        for server in names:
+            if server.startswith("*"):
+                raise ConfigError(
+                    kind,
+                    name,
+                    f"{path}.filter_chain_match.server_names",
+                    "wildcards are not supported",
+                )
+            if server in by_sni:
+                raise ConfigError(
+                    kind, name, f"{path}.filter_chain_match.server_names", f"{server!r} is repeated"
+                )
+            by_sni[server] = proxy.clusters
+    base = default or m.TcpProxy(stat_prefix=name, clusters=(), total_weight=0)
+    handler = m.TcpProxy(**{**_fields(base), "sni_routing": True, "by_sni": by_sni})
+    sa = lst.address.socket_address
+    return m.Listener(name, sa.address, sa.port_value, direction, handler, None)
 
 
 # --- clusters ----------------------------------------------------------------------------

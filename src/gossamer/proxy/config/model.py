@@ -406,6 +406,12 @@ class TcpProxy:
     cumulative: tuple[int, ...] = ()
     # Network RBAC filters before the proxy, in order.
     rbac: tuple[RbacFilter, ...] = ()
+    # Routing by the TLS ClientHello's server name (filter chains with server_names):
+    # SNI → clusters; `clusters` is the default chain's (empty: no default, close).
+    sni_routing: bool = False
+    by_sni: Mapping[str, tuple[WeightedCluster, ...]] = field(default_factory=dict)
+    # The destination port a passthrough (ORIGINAL_DST) cluster dials the SNI host on.
+    sni_port: int = 443
 
 
 @dataclass(frozen=True, slots=True)

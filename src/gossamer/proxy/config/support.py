@@ -33,7 +33,7 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
     "envoy.config.listener.v3.FilterChain": frozenset(
         {"name", "filters", "transport_socket", "filter_chain_match"}
     ),
-    "envoy.config.listener.v3.FilterChainMatch": frozenset({"transport_protocol"}),
+    "envoy.config.listener.v3.FilterChainMatch": frozenset({"transport_protocol", "server_names"}),
     "envoy.config.listener.v3.Filter": frozenset({"name", "typed_config"}),
     "envoy.config.core.v3.TransportSocket": frozenset({"name", "typed_config"}),
     "envoy.config.core.v3.Metadata": frozenset({"filter_metadata"}),
@@ -501,6 +501,10 @@ def markdown() -> str:
         "  match `:method` and other headers and `url_path`; on TCP, permissions other than",
         "  `any` never match. Network RBAC filters may only precede a `tcp_proxy`.",
         "- `RouteAction.timeout` defaults to 15 s as in Envoy; 0 disables it.",
+        "- Filter chains matched by `server_names` (exact names) route TLS by the",
+        "  ClientHello's SNI without terminating it: one `tcp_proxy` per chain, at most one",
+        "  chain without `server_names` (the default; none: unmatched connections close).",
+        "  A passthrough (`ORIGINAL_DST`) cluster there dials the SNI host on port 443.",
         "- `ORIGINAL_DST` clusters (egress passthrough) need `lb_policy: CLUSTER_PROVIDED` and",
         "  `original_dst_lb_config` with `use_http_header` and `http_header_name: :authority`:",
         "  the upstream is the request's host:port as the app gave it (port 80 by default).",

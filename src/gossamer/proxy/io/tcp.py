@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Final, cast
 
+from gossamer.protocols.sni import ClientHelloReader
 from gossamer.proxy.context import TcpContext
 from gossamer.proxy.io.clock import INF
 from gossamer.proxy.io.tls import handshake_failed, peer_identity, san_allowed
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from gossamer.proxy.io.listener import ListenerHandle
 
 BUFFER_LIMIT: Final = 64 * 1024
+HELLO_TIMEOUT: Final = 10.0  # an SNI listener waits this long for the ClientHello
 
 
 class TcpDownstream(asyncio.Protocol):
@@ -33,6 +35,7 @@ class TcpDownstream(asyncio.Protocol):
         "endpoint",
         "eofs",
         "handle",
+        "hello",
         "peer_identity",
         "pending",
         "pending_size",
@@ -56,6 +59,7 @@ class TcpDownstream(asyncio.Protocol):
         self.activity = False
         self.deadline = INF
         self.started = 0.0
+        self.hello: ClientHelloReader | None = None
         # The verified SPIFFE ID of an mTLS client (another sidecar); None in plaintext.
         self.peer_identity: str | None = None
 
@@ -81,12 +85,32 @@ class TcpDownstream(asyncio.Protocol):
                 return
             if authz.shadow and authz.check_shadow(identity, None, b"") is not None:
                 authz.count(True, identity)
-        name = ctx.pick_cluster()
+        if ctx.sni_routing:
+            # Route by the ClientHello's server name: wait for it (bounded in size by the
+            # reader, in time by HELLO_TIMEOUT), keeping the bytes to forward untouched.
+            self.hello = ClientHelloReader()
+            self.deadline = self.started + HELLO_TIMEOUT
+            return
+        self._route(None)
+
+    def _route(self, server_name: str | None) -> None:
+        ctx = self.ctx
+        name = ctx.pick_cluster(server_name)
+        if name is None:
+            # No chain for this server name (egress REGISTRY_ONLY): close, counted.
+            ctx.stats.flag("NR")
+            if self.transport is not None:
+                self.transport.abort()
+            return
         cluster = ctx.clusters.get(name)
         if cluster is None:
             self._fail(name, "NC")
             return
-        ep = cluster.pick(None)
+        if cluster.passthrough:
+            authority = f"{server_name}:{ctx.sni_port}" if server_name else ""
+            ep = cluster.endpoint_for(authority.encode())
+        else:
+            ep = cluster.pick(None)
         if ep is None:
             self._fail(name, "UH")
             return
@@ -170,6 +194,14 @@ class TcpDownstream(asyncio.Protocol):
             return
         self.pending.append(data)
         self.pending_size += len(data)
+        hello = self.hello
+        if hello is not None:
+            result = hello.feed(data)
+            if result is not None:
+                self.hello = None
+                self.deadline = INF
+                self._route(result.server_name if result.tls else None)
+                return
         if self.pending_size > BUFFER_LIMIT and self.transport is not None:
             self.transport.pause_reading()
 
@@ -209,6 +241,10 @@ class TcpDownstream(asyncio.Protocol):
             up.transport.resume_reading()
 
     def on_deadline(self, now: float) -> None:
+        if self.hello is not None:  # no ClientHello in time
+            self.ctx.stats.flag("NR")
+            self.close()
+            return
         if self.activity or (self.upstream is not None and self.upstream.activity):
             self.activity = False
             if self.upstream is not None:

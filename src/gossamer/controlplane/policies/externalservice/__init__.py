@@ -4,8 +4,8 @@
   STRICT_DNS on `host`) and a virtual host in the outbound HTTP proxy's route table, for
   `host:port` (and the bare `host` when the port is 80).
 - `tcp` and `tls` ExternalServices become clusters an explicit outbound port can name
-  (`--outbound host=PORT`); `tls` ones also a filter chain of the outbound TLS listener,
-  chosen by the ClientHello's SNI without terminating TLS (see translate/__init__.py).
+  (`--outbound host=PORT`); `tls` ones also a filter chain of the outbound TLS listener
+  (`--outbound-tls-port`), chosen by the ClientHello's SNI without terminating TLS.
 - The route table's catch-all (`*`) says what happens to every other host: with
   `spec.egress.mode: REGISTRY_ONLY` (the default) a 502 whose header names the host and
   whose body says how to allow it; with `ALLOW_ANY` a passthrough cluster that connects
@@ -17,13 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 
 from gossamer.api.kinds.mesh import ExternalService
 from gossamer.controlplane.translate import envoy as e
 from gossamer.controlplane.translate.snapshot import MeshSnapshot
 
 PASSTHROUGH_CLUSTER = "egress:passthrough"
+BLACKHOLE_CLUSTER = "egress:blocked"  # no endpoints: what REGISTRY_ONLY sends TLS to
 BLOCKED_HEADER = "x-gossamer-egress"
 BLOCKED_BODY = (
     "egress blocked: this host is neither a mesh service nor an ExternalService, and the "
@@ -139,6 +142,50 @@ class Egress:
             e.header_options([(BLOCKED_HEADER, "blocked host=%REQ(:AUTHORITY)%")], append=False)
         )
         return vh
+
+    @staticmethod
+    def blackhole() -> cluster_pb2.Cluster:
+        """Where the TLS listener sends unknown server names under REGISTRY_ONLY."""
+        return e.static_cluster(
+            BLACKHOLE_CLUSTER, [], metadata=e.metadata({"service": "blocked", "protocol": "tcp"})
+        )
+
+    def tls_listener(self, name: str, port: int) -> listener_pb2.Listener:
+        """The outbound TLS listener: the ClientHello's SNI picks a `tls` ExternalService
+        (its addresses and port; TLS is not terminated); any other name goes to the
+        passthrough cluster (ALLOW_ANY: the SNI host, port 443) or nowhere
+        (REGISTRY_ONLY: a cluster without endpoints, the connection is closed)."""
+        lst = listener_pb2.Listener(
+            name=name, address=e.socket_address("127.0.0.1", port), traffic_direction=e.OUTBOUND
+        )
+        lst.listener_filters.add(
+            name="envoy.filters.listener.tls_inspector",
+            typed_config=e.pack(tls_inspector_pb2.TlsInspector()),
+        )
+        seen: set[str] = set()
+        for es in self.services:
+            if es.spec.protocol != "tls":
+                continue
+            if es.spec.host.lower() in seen:  # SNI carries no port: one per host
+                self.problems.append(
+                    f"ExternalService {es.namespace}/{es.name}: another tls ExternalService "
+                    f"already has host {es.spec.host}; the outbound TLS listener uses that one"
+                )
+                continue
+            seen.add(es.spec.host.lower())
+            chain = lst.filter_chains.add(name=cluster_name(es))
+            chain.filter_chain_match.server_names.append(es.spec.host.lower())
+            chain.filters.add(
+                name="envoy.filters.network.tcp_proxy",
+                typed_config=e.pack(e.tcp_proxy(name, [(cluster_name(es), 1)])),
+            )
+        default = lst.filter_chains.add(name="egress")
+        target = PASSTHROUGH_CLUSTER if self.allow_any else BLACKHOLE_CLUSTER
+        default.filters.add(
+            name="envoy.filters.network.tcp_proxy",
+            typed_config=e.pack(e.tcp_proxy(name, [(target, 1)])),
+        )
+        return lst
 
     def tcp_cluster(self, host: str, port: int) -> str | None:
         """The cluster of a tcp or tls ExternalService an explicit outbound port names."""
