@@ -173,6 +173,8 @@ class Demo:
         self.api, xds = info["api"], info["xds"]
         self.token = (cp_dir / "admin.token").read_text().strip()
         self._wait("the API", lambda: httpx.get(self.api + "/readyz").status_code == 200, 10)
+        # Proxies find the admin token there and mint their own data-plane tokens.
+        mesh_env = {"GOSSAMER_STATE_DIR": str(cp_dir), "GOSSAMER_CP": self.api}
         for app in s.apps:
             args = [
                 *GOSSAMER, "run", "--xds", xds, "--service", app.service, "--name", app.name,
@@ -180,7 +182,9 @@ class Demo:
             ]  # fmt: skip
             for key, value in app.labels.items():
                 args += ["--label", f"{key}={value}"]
-            self._spawn([*args, "--", sys.executable, "-m", app.module], app.name, app.env)
+            self._spawn(
+                [*args, "--", sys.executable, "-m", app.module], app.name, {**app.env, **mesh_env}
+            )
         gateway_port = free_port()
         self.apply(s.gateway.format(port=gateway_port))
         ready = state / "gateway.json"
@@ -189,6 +193,7 @@ class Demo:
              "--workload", "ingress", "--service", "ingress", "--admin-port", "0",
              "--ready-file", str(ready), "--workers", "1"],
             "gateway",
+            mesh_env,
         )  # fmt: skip
         expected = len(s.apps) + 1
 
