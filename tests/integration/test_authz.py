@@ -131,7 +131,10 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     sidecars: list[Sidecar] = []
 
     def sidecar(name: str, *args: str) -> Sidecar:
-        s = Sidecar(workdir, None, "--xds", cp.xds, "--id", name, *args, name=name).start()
+        # cp.env(): the sidecar finds the admin token and mints its data-plane token.
+        s = Sidecar(
+            workdir, None, "--xds", cp.xds, "--id", name, *args, name=name, env=cp.env()
+        ).start()
         sidecars.append(s)
         return s
 

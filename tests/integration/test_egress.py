@@ -135,6 +135,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         *("--http-proxy-port", str(proxy_port), "--outbound", f"db.test:{echo.port}={db_port}"),
         *("--outbound-tls-port", str(tls_port)),
         name="client",
+        env=cp.env(),  # finds the admin token: mints a data-plane token
     )
     try:
         sidecar.start()

@@ -26,6 +26,7 @@ from tests.support.wait import wait_for
 pytestmark = pytest.mark.integration
 
 TD = "gossamer.local"
+BENIGNO_ID = f"spiffe://{TD}/ns/default/sa/benigno"
 
 
 @dataclass
@@ -115,6 +116,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             *("--xds", cp.xds, "--id", "benigno-1", "--service", "benigno"),
             *("--inbound", f"5000:{app.port}:{inbound}"),
             name="benigno",
+            env=cp.env(),  # finds the admin token: mints a data-plane token
         ).start()
         sidecars.append(benigno)
         magnanimo = Sidecar(
@@ -123,6 +125,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             *("--xds", cp.xds, "--id", "magnanimo-1", "--service", "magnanimo"),
             *("--http-proxy-port", str(http_proxy)),
             name="magnanimo",
+            env=cp.env(),  # finds the admin token: mints a data-plane token
         ).start()
         sidecars.append(magnanimo)
         m = Mesh(cp, workdir, app, benigno, magnanimo, inbound, http_proxy, relay)
@@ -249,13 +252,120 @@ def test_root_rotation_keeps_traffic_flowing(mesh: Mesh) -> None:
         assert get(mesh.http_proxy, "/after-rotation", host="benigno:5000").status == 200
 
 
+def _token(mesh: Mesh, *args: str) -> str:
+    return mesh.cp.cli("token", "create", *args, check=True).stdout.strip()
+
+
+def _ca_call(mesh: Mesh, method: str, body: dict[str, Any], token: str | None) -> Any:
+    import grpc
+
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
+    with grpc.insecure_channel(mesh.cp.xds) as channel:
+        call = channel.unary_unary(
+            f"/gossamer.ca.v1.CertificateService/{method}",
+            request_serializer=lambda x: x,
+            response_deserializer=lambda x: x,
+        )
+        return json.loads(call(json.dumps(body).encode(), metadata=metadata, timeout=5))
+
+
+def test_a_token_for_one_workload_cannot_get_another_ones_certificate(mesh: Mesh) -> None:
+    import grpc
+
+    from gossamer.core.pki import make_csr, new_key
+
+    benigno = _token(mesh, "--service", "benigno")
+    magnanimo_id = f"spiffe://{TD}/ns/default/sa/magnanimo"
+    # benigno's token, magnanimo's node: refused.
+    with pytest.raises(grpc.RpcError) as refused:
+        _ca_call(mesh, "Sign", {"nodeId": "magnanimo-1", "csr": "x"}, benigno)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "may not act as default/magnanimo" in (refused.value.details() or "")
+    # benigno's own node, but a CSR asking for magnanimo's identity: refused.
+    csr = make_csr(new_key(), magnanimo_id).decode()
+    with pytest.raises(grpc.RpcError) as wrong_id:
+        _ca_call(mesh, "Sign", {"nodeId": "benigno-1", "csr": csr}, benigno)
+    assert wrong_id.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "may only be" in (wrong_id.value.details() or "")
+    # No token at all: unauthenticated.
+    with pytest.raises(grpc.RpcError) as anonymous:
+        _ca_call(mesh, "Identity", {"nodeId": "benigno-1"}, None)
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # The right token and CSR: signed.
+    own = _ca_call(
+        mesh,
+        "Sign",
+        {"nodeId": "benigno-1", "csr": make_csr(new_key(), BENIGNO_ID).decode()},
+        benigno,
+    )
+    assert own["spiffeId"] == f"spiffe://{TD}/ns/default/sa/benigno"
+
+
+def test_a_proxy_with_another_workloads_token_gets_no_config(mesh: Mesh) -> None:
+    benigno = _token(mesh, "--service", "benigno")
+    impostor = Sidecar(
+        mesh.workdir,
+        None,
+        *("--xds", mesh.cp.xds, "--id", "impostor-1", "--service", "magnanimo"),
+        *("--token", benigno, "--http-proxy-port", str(free_port())),
+        name="impostor",
+    ).start(ready=False)
+    try:
+        status = wait_for(
+            lambda: "DENIED" in (r := impostor.get("/ready").json())["xds"]["lastError"] and r,
+            20,
+            message="the impostor's stream to be refused",
+        )
+        assert "PERMISSION_DENIED" in status["xds"]["lastError"]
+        assert not status["config"]["applied"]
+    finally:
+        impostor.stop()
+
+
+def test_api_writes_need_an_admin_token_and_revoked_tokens_stop_working(mesh: Mesh) -> None:
+    import httpx
+
+    reader = _token(mesh, "--role", "reader")
+    service = {"apiVersion": "gossamer.io/v1alpha1", "kind": "Service", "metadata": {"name": "x"}}
+    doc = {"documents": [service]}
+    url = mesh.cp.api + "/api/v1/apply"
+    assert httpx.post(url, json=doc).status_code == 401
+    denied = httpx.post(url, json=doc, headers={"authorization": f"Bearer {reader}"})
+    assert denied.status_code == 403
+    ok = httpx.get(mesh.cp.api + "/api/v1/version", headers={"authorization": f"Bearer {reader}"})
+    assert ok.status_code == 200
+    listing = json.loads(mesh.cp.cli("token", "list", "-o", "json", check=True).stdout)
+    reader_id = next(t["id"] for t in listing if t["role"] == "reader" and not t["revoked"])
+    assert "hash" not in listing[0] and "token" not in listing[0]
+    mesh.cp.cli("token", "revoke", reader_id, check=True)
+    gone = httpx.get(mesh.cp.api + "/api/v1/version", headers={"authorization": f"Bearer {reader}"})
+    assert gone.status_code == 401
+
+
+def test_check_and_metrics_show_certificate_expiry(mesh: Mesh) -> None:
+    import httpx
+
+    result = mesh.cp.cli("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "workload certificates, none expiring" in result.stdout
+    metrics = httpx.get(mesh.cp.api + "/metrics/ca").text
+    assert 'gossamer_ca_leaf_days_to_expiry{node="benigno-1"' in metrics
+    assert "gossamer_ca_root_days_to_expiry" in metrics
+    sidecar = mesh.benigno.get("/stats/prometheus").text
+    assert "gossamer_certificate_days_to_expiry" in sidecar
+    assert "gossamer_downstream_tls_handshakes_total" in sidecar
+
+
 def secret_material(text: str) -> list[str]:
-    markers = ("-----BEGIN", "PRIVATE KEY")
+    markers = ("-----BEGIN", "PRIVATE KEY", "gst_")
     return [line for line in text.splitlines() if any(m in line for m in markers)]
 
 
-def test_no_key_or_certificate_in_any_log(mesh: Mesh) -> None:
-    logs = [mesh.cp.output(), mesh.benigno.output(), mesh.magnanimo.output()]
-    for text in logs:
-        assert not secret_material(text)
-    assert all(mesh.cp.token not in text for text in logs)
+def test_no_key_certificate_or_token_in_any_log(mesh: Mesh) -> None:
+    """Last: every log this module's processes wrote, after all of the above ran."""
+    logs = {p.name: p.read_text(errors="replace") for p in mesh.workdir.rglob("*.log")}
+    logs["controlplane"] = mesh.cp.output()
+    assert {"benigno.log", "magnanimo.log", "impostor.log"} <= set(logs)
+    for name, text in logs.items():
+        assert not secret_material(text), name
+        assert mesh.cp.token not in text, name

@@ -77,6 +77,7 @@ class Mesh:
             "--inbound",
             f"5000:{app.port}:{free_port()}",
             name=name,
+            env=self.cp.env(),  # finds the admin token: mints a data-plane token
         ).start()
         self.sidecars[name] = sidecar
         return sidecar
@@ -121,6 +122,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             "--workers",
             "2",
             name="magnanimo",
+            env=cp.env(),  # finds the admin token: mints a data-plane token
         ).start()
         wait_for(lambda: set(m.servers(20)) == {"v1", "v2"}, 20, message="traffic to both versions")
         yield m
@@ -287,6 +289,7 @@ def test_state_of_the_world_sidecar_follows_the_same_changes(mesh: Mesh) -> None
         "--http-proxy-port",
         str(port),
         name="magnanimo-sotw",
+        env=mesh.cp.env(),
     ).start()
 
     def servers() -> set[str]:

@@ -60,6 +60,12 @@ def controlplane() -> None:
     help="The private key of --ca-cert (PEM, unencrypted).",
 )
 @click.option(
+    "--no-anonymous-proxyless",
+    is_flag=True,
+    help="Refuse proxyless gRPC clients that present no token (by default they may connect "
+    "without one: a gRPC bootstrap has no place for it). Sidecars always need a token.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -81,6 +87,7 @@ def run(
     workload_grace: float,
     ca_cert: Path | None,
     ca_key: Path | None,
+    no_anonymous_proxyless: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -105,6 +112,7 @@ def run(
         workload_grace=workload_grace,
         ca_cert=ca_cert,
         ca_key=ca_key,
+        anonymous_proxyless=not no_anonymous_proxyless,
     )
     if (ca_cert is None) != (ca_key is None):
         raise CliError("--ca-cert and --ca-key go together")

@@ -78,6 +78,7 @@ def cli(ctx: click.Context, cp: str | None, token: str | None, state_dir: Path |
 def _register() -> None:
     from gossamer.cli import (
         bootstrap,
+        check,
         controlplane,
         dashboard,
         demo,
@@ -94,6 +95,8 @@ def _register() -> None:
     cli.add_command(proxy.proxy)
     cli.add_command(dashboard.dashboard)
     cli.add_command(security.ca)
+    cli.add_command(security.token)
+    cli.add_command(check.check)
     for command in resources.COMMANDS:
         cli.add_command(command)
 

@@ -33,7 +33,12 @@ def _default_workers() -> int:
     metavar="HOST:PORT",
     help="Control plane xDS address [default: from STATE_DIR/controlplane.json].",
 )
-@click.option("--token", envvar="GOSSAMER_PROXY_TOKEN", help="Bearer token for the xDS stream.")
+@click.option(
+    "--token",
+    envvar="GOSSAMER_PROXY_TOKEN",
+    help="Data-plane token for the xDS stream and certificate requests [default: one minted "
+    "with the CLI's API token, e.g. the state dir's admin token].",
+)
 @click.option(
     "--xds-protocol",
     default="delta",
@@ -229,6 +234,11 @@ def run(
         outbound=outbound_ports,
         gateway=gateway or "",
     )
+    if config_file is None and token is None:
+        from gossamer.cli.security import dataplane_token
+
+        account = service or gateway or node.workload
+        token = dataplane_token(options, account, namespace, node_id)
     sidecar = SidecarOptions(
         node=node,
         xds=xds,

@@ -52,6 +52,7 @@ from gossamer.controlplane.xds import (
     ResourceSet,
     Snapshot,
     StreamInfo,
+    StreamRejected,
     XdsServer,
 )
 from gossamer.controlplane.xds.status import NackInfo
@@ -266,7 +267,7 @@ class MeshController(BaseCallbacks):
         return self.ca.trust_bundle()
 
     def identity_of(self, node: ProxyNode) -> str:
-        account = node.service_account or node.service or node.workload or node.gateway
+        account = node.service_account or node.service or node.gateway or node.workload
         return spiffe_id(self.trust_domain(), node.namespace, account)
 
     def csr_identity(self, node_id: str, metadata: Mapping[str, str]) -> str:
@@ -377,6 +378,13 @@ class MeshController(BaseCallbacks):
     async def on_stream_open(self, stream: StreamInfo, node: base_pb2.Node) -> None:
         meta = MessageToDict(node.metadata) if node.HasField("metadata") else {}
         proxy = ProxyNode.from_metadata(node.id, meta, node.user_agent_name)
+        if self.authenticator is not None:
+            headers = {k: v if isinstance(v, str) else v.decode() for k, v in stream.metadata}
+            try:
+                self.authenticator.check_node(proxy, headers)
+            except Refused as exc:
+                log.warning("xds stream refused", node=node.id, reason=exc.message)
+                raise StreamRejected(exc.code, exc.message) from None
         record = self.proxies.get(node.id)
         if record is None:
             record = ProxyRecord(proxy)

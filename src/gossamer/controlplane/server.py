@@ -15,13 +15,20 @@ from pathlib import Path
 import uvicorn
 
 from gossamer import __version__
-from gossamer.controlplane.auth import TokenAuthority, load_or_create_admin_token
+from gossamer.controlplane.auth import (
+    TOKENS_FILE,
+    TokenAuthority,
+    TokenStore,
+    XdsAuthenticator,
+    load_or_create_admin_token,
+)
 from gossamer.controlplane.ca import CertificateAuthority
 from gossamer.controlplane.ca import service as ca_service
 from gossamer.controlplane.controller import MeshController
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
 from gossamer.controlplane.http.ca import ca_routes
 from gossamer.controlplane.http.proxies import proxy_routes
+from gossamer.controlplane.http.tokens import token_routes
 from gossamer.controlplane.store import BaseStore, open_store
 from gossamer.controlplane.xds import XdsServer
 from gossamer.core.logs import get_logger
@@ -45,6 +52,8 @@ class ControlPlaneConfig:
     # A provided CA (root or intermediate, PEM; the cert file may hold the chain).
     ca_cert: Path | None = None
     ca_key: Path | None = None
+    # Proxyless gRPC clients have no token in their bootstrap: allowed unless this is off.
+    anonymous_proxyless: bool = True
 
 
 class _Uvicorn(uvicorn.Server):
@@ -80,11 +89,18 @@ class ControlPlane:
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(cfg.store_url, cfg.state_dir)
-        tokens = TokenAuthority(load_or_create_admin_token(cfg.state_dir))
+        tokens = TokenAuthority(
+            load_or_create_admin_token(cfg.state_dir), TokenStore(cfg.state_dir / TOKENS_FILE)
+        )
         ca = CertificateAuthority(
             cfg.state_dir / "ca", _trust_domain(self.store), cfg.ca_cert, cfg.ca_key
         )
-        self.controller = MeshController(self.store, grace=cfg.workload_grace, ca=ca)
+        self.controller = MeshController(
+            self.store,
+            grace=cfg.workload_grace,
+            ca=ca,
+            authenticator=XdsAuthenticator(tokens, cfg.anonymous_proxyless),
+        )
         self.xds = XdsServer(self.controller)
         self.xds.extra_handlers.append(ca_service.handler(self.controller))
         self.controller.server = self.xds
@@ -95,7 +111,11 @@ class ControlPlane:
             store=self.store,
             tokens=tokens,
             read_access=cfg.read_access,
-            extra_routes=[proxy_routes(self.controller, self.xds), ca_routes(self.controller)],
+            extra_routes=[
+                proxy_routes(self.controller, self.xds),
+                ca_routes(self.controller),
+                token_routes(tokens),
+            ],
         )
         app = create_app(ctx)
         sock = bind_tcp(cfg.api_host, cfg.api_port)

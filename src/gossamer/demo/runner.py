@@ -195,6 +195,8 @@ class Demo:
         self.api, xds = info["api"], info["xds"]
         self.token = (cp_dir / "admin.token").read_text().strip()
         self._wait("the API", lambda: httpx.get(self.api + "/readyz").status_code == 200, 10)
+        # Proxies find the admin token there and mint their own data-plane tokens.
+        mesh_env = {"GOSSAMER_STATE_DIR": str(cp_dir), "GOSSAMER_CP": self.api}
         if s.setup:
             self.apply(s.setup)
         for app in s.apps:
@@ -216,7 +218,9 @@ class Demo:
             for key, value in app.labels.items():
                 args += ["--label", f"{key}={value}"]
             env = {k: self.fill(v) for k, v in app.env.items()}
-            self._spawn([*args, "--", sys.executable, "-m", app.module], app.name, env)
+            self._spawn(
+                [*args, "--", sys.executable, "-m", app.module], app.name, {**env, **mesh_env}
+            )
         gateway_port = free_port()
         self.apply(s.gateway.format(port=gateway_port))
         ready = state / "gateway.json"
@@ -225,6 +229,7 @@ class Demo:
              "--workload", "ingress", "--service", "ingress", "--admin-port", "0",
              "--ready-file", str(ready), "--workers", "1"],
             "gateway",
+            mesh_env,
         )  # fmt: skip
         expected = sum(1 for app in s.apps if app.meshed) + 1
 

@@ -104,7 +104,14 @@ class Runtime:
                 )
             elif runtime.config is not cluster:
                 runtime.update(cluster)
-            runtime.tls, runtime.tls_error = self._client_tls(cluster, config)
+            tls, runtime.tls_error = self._client_tls(cluster, config)
+            if runtime.tls is not None and (tls is None or tls.context is not runtime.tls.context):
+                # A renewed certificate or bundle: idle connections made with the old one
+                # close, so new requests handshake with the new one (busy ones finish).
+                for state in runtime.endpoints.values():
+                    if state.pool is not None and state.tls:
+                        state.pool.close_idle()
+            runtime.tls = tls
             clusters[name] = runtime
         for name, runtime in self.clusters.items():
             if name not in clusters:

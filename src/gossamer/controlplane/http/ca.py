@@ -54,6 +54,40 @@ def ca_status(controller: MeshController) -> dict[str, Any]:
     }
 
 
+def ca_metrics(controller: MeshController) -> str:
+    """Prometheus text: days to expiry of roots, issuer and leaves; certificates issued."""
+    status = ca_status(controller)
+    if not status.get("enabled"):
+        return ""
+    lines = [
+        "# HELP gossamer_ca_root_days_to_expiry Days until each trusted root expires.",
+        "# TYPE gossamer_ca_root_days_to_expiry gauge",
+    ]
+    for root in status["roots"]:
+        subject = root["subject"].replace('"', "'")
+        lines.append(
+            f'gossamer_ca_root_days_to_expiry{{subject="{subject}"}} {root["daysToExpiry"]}'
+        )
+    lines += [
+        "# HELP gossamer_ca_issuer_days_to_expiry Days until the issuing certificate expires.",
+        "# TYPE gossamer_ca_issuer_days_to_expiry gauge",
+        f"gossamer_ca_issuer_days_to_expiry {status['issuer']['daysToExpiry']}",
+        "# HELP gossamer_ca_leaf_days_to_expiry Days until each proxy's certificate expires.",
+        "# TYPE gossamer_ca_leaf_days_to_expiry gauge",
+    ]
+    for leaf in status["leaves"]:
+        lines.append(
+            f'gossamer_ca_leaf_days_to_expiry{{node="{leaf["node"]}",'
+            f'identity="{leaf["identity"]}"}} {leaf["daysToExpiry"]}'
+        )
+    lines += [
+        "# HELP gossamer_ca_certificates_issued_total Certificates signed since start.",
+        "# TYPE gossamer_ca_certificates_issued_total counter",
+        f"gossamer_ca_certificates_issued_total {status['issued']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def ca_routes(controller: MeshController) -> Callable[[FastAPI], None]:
     def add(app: FastAPI) -> None:
         @app.get("/api/v1/ca", tags=["ca"])
@@ -65,6 +99,10 @@ def ca_routes(controller: MeshController) -> Callable[[FastAPI], None]:
             if controller.ca is None:
                 raise HttpError(404, "this control plane runs no CA")
             return Response(controller.ca.trust_bundle(), media_type="application/x-pem-file")
+
+        @app.get("/metrics/ca", tags=["ca"])
+        async def metrics() -> Response:
+            return Response(ca_metrics(controller), media_type="text/plain; version=0.0.4")
 
         @app.get("/api/v1/mtls-report", tags=["ca"])
         async def mtls_report() -> dict[str, Any]:
