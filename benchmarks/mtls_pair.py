@@ -81,7 +81,7 @@ def wrk(port: int, seconds: float, connections: int) -> float:
             "-c",
             str(connections),
             "-d",
-            f"{seconds}s",
+            f"{int(seconds)}s",
             f"http://127.0.0.1:{port}/",
         ],
         capture_output=True,
@@ -92,7 +92,9 @@ def wrk(port: int, seconds: float, connections: int) -> float:
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"wrk saw errors: {out}")
-    return float(found.group(1)) if found else 0.0
+    if found is None:
+        raise RuntimeError(f"wrk gave no result:\n{out}")
+    return float(found.group(1))
 
 
 async def handshakes(n: int) -> dict[str, float]:

@@ -60,6 +60,21 @@ def controlplane() -> None:
     help="The private key of --ca-cert (PEM, unencrypted).",
 )
 @click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Serve the API and xDS over TLS with this certificate (PEM chain).",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Its key."
+)
+@click.option(
+    "--tls-auto",
+    is_flag=True,
+    help="Serve the API and xDS over TLS with a certificate from the built-in CA (for "
+    "localhost, 127.0.0.1 and this host); clients on this machine find the CA bundle "
+    "through the state dir.",
+)
+@click.option(
     "--no-anonymous-proxyless",
     is_flag=True,
     help="Refuse proxyless gRPC clients that present no token (by default they may connect "
@@ -87,6 +102,9 @@ def run(
     workload_grace: float,
     ca_cert: Path | None,
     ca_key: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_auto: bool,
     no_anonymous_proxyless: bool,
     log_level: str,
     log_format: str,
@@ -113,7 +131,12 @@ def run(
         ca_cert=ca_cert,
         ca_key=ca_key,
         anonymous_proxyless=not no_anonymous_proxyless,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_auto=tls_auto,
     )
+    if (tls_cert is None) != (tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together")
     if (ca_cert is None) != (ca_key is None):
         raise CliError("--ca-cert and --ca-key go together")
     try:

@@ -34,6 +34,13 @@ def _default_workers() -> int:
     help="Control plane xDS address [default: from STATE_DIR/controlplane.json].",
 )
 @click.option(
+    "--xds-ca",
+    envvar="GOSSAMER_XDS_CA",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Connect to xDS over TLS, verifying the control plane with this CA bundle "
+    "[default: the state dir's, when the control plane serves TLS].",
+)
+@click.option(
     "--token",
     envvar="GOSSAMER_PROXY_TOKEN",
     help="Data-plane token for the xDS stream and certificate requests [default: one minted "
@@ -157,6 +164,7 @@ def _default_workers() -> int:
 def run(
     options: object,
     xds: str | None,
+    xds_ca: Path | None,
     token: str | None,
     xds_protocol: str,
     node_id: str | None,
@@ -234,6 +242,14 @@ def run(
         outbound=outbound_ports,
         gateway=gateway or "",
     )
+    if config_file is None and xds_ca is None:
+        state_dir = getattr(options, "state_dir", None) or default_state_dir()
+        try:
+            discovered = json.loads((state_dir / "controlplane.json").read_text())
+            if discovered.get("xdsTls") and discovered.get("caBundle"):
+                xds_ca = Path(discovered["caBundle"])
+        except (OSError, ValueError):
+            pass
     if config_file is None and token is None:
         from gossamer.cli.security import dataplane_token
 
@@ -242,6 +258,7 @@ def run(
     sidecar = SidecarOptions(
         node=node,
         xds=xds,
+        xds_ca=str(xds_ca.absolute()) if xds_ca else None,
         token=token,
         xds_protocol=xds_protocol,
         config_file=str(config_file.absolute()) if config_file else None,

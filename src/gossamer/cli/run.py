@@ -42,7 +42,12 @@ from gossamer.cli.client import CliError
     "--admin-port", type=int, default=0, help="The sidecar's admin port [default: any free]."
 )
 @click.option("--xds", metavar="HOST:PORT", help="xDS address [default: the local control plane].")
-@click.option("--token", envvar="GOSSAMER_PROXY_TOKEN", help="Data-plane token for the xDS stream.")
+@click.option(
+    "--token",
+    envvar="GOSSAMER_PROXY_TOKEN",
+    help="Data-plane token for the sidecar's xDS stream and certificate [default: minted "
+    "with the state dir's admin token].",
+)
 @click.option(
     "--workers", type=int, default=1, show_default=True, help="Sidecar data-path processes."
 )

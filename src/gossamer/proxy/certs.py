@@ -41,8 +41,9 @@ class RenewalTimer:
     first_retry: float = 0.2
     max_retry: float = 10.0
 
-    def after_issue(self, not_before: float, not_after: float) -> float:
-        return not_before + (not_after - not_before) / 2
+    def after_issue(self, received: float, not_after: float) -> float:
+        """Half-life, counted from when we got it (notBefore is backdated for clock skew)."""
+        return received + (not_after - received) / 2
 
     def after_failure(self, now: float, failures: int, not_after: float | None) -> float:
         delay = min(self.max_retry, self.first_retry * float(2 ** max(0, failures - 1)))
@@ -173,7 +174,9 @@ class CertManager:
                 else:
                     failures = 0
                     self.last_error = ""
-                    wake = self.timer.after_issue(held.not_before, held.not_after)
+                    now = self.clock()
+                    # Never faster than once a second, whatever the certificate says.
+                    wake = max(now + 1.0, self.timer.after_issue(now, held.not_after))
                 self._kick.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), max(0.0, wake - self.clock()))

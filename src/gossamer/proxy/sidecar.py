@@ -46,6 +46,7 @@ OPTIONS_ENV = "GOSSAMER_PROXY_OPTIONS"
 class SidecarOptions:
     node: NodeInfo
     xds: str | None = None
+    xds_ca: str | None = None  # set: xDS over TLS, the control plane verified with this
     token: str | None = None
     xds_protocol: str = "delta"  # or "sotw"
     config_file: str | None = None
@@ -99,7 +100,23 @@ class Sidecar:
         config = self.runtime.config
         workers_ready = self.workers.all_applied
         ready = config is not None and workers_ready and not self.draining
-        state = "draining" if self.draining else "live" if ready else "initializing"
+        # A config that needs TLS is not served until our certificate is here.
+        waiting = (
+            config is not None
+            and self.certs is not None
+            and self.certs.held is None
+            and _uses_tls(config)
+        )
+        ready = ready and not waiting
+        state = (
+            "draining"
+            if self.draining
+            else "live"
+            if ready
+            else "waiting for certificate"
+            if waiting
+            else "initializing"
+        )
         detail: dict[str, Any] = {
             "state": state,
             "config": {
@@ -181,6 +198,8 @@ class Sidecar:
                 if self._ads_connects and certs.held is not None:
                     certs.kick()  # a new stream: the control plane may have forgotten it
                 self._ads_connects = connects
+            if certs.held is None:
+                certs.kick()  # our stream is open now: the control plane knows us
         self._latest = config  # coalesced: only the newest is applied
         self._wake.set()
 
@@ -260,11 +279,18 @@ class Sidecar:
         node = opts.node
         proto_node = make_node(node.node_id, node.service or node.workload, node.metadata())
         assert opts.xds is not None
+        credentials = None
+        if opts.xds_ca:
+            import grpc
+
+            roots = Path(opts.xds_ca).read_bytes()
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
         self.ads = AdsClient(
             opts.xds,
             proto_node,
             self.on_config,
             token=opts.token,
+            credentials=credentials,
             delta=opts.xds_protocol == "delta",
         )
         log.info("connecting to the control plane", xds=opts.xds, protocol=opts.xds_protocol)
@@ -272,7 +298,11 @@ class Sidecar:
         from gossamer.proxy.certs import CertManager
 
         self.certs = CertManager(
-            opts.xds, node.node_id, token=opts.token, on_change=self._certificate_changed
+            opts.xds,
+            node.node_id,
+            token=opts.token,
+            credentials=credentials,
+            on_change=self._certificate_changed,
         )
         self._tasks.append(asyncio.get_running_loop().create_task(self.certs.run()))
         self._tasks.append(asyncio.get_running_loop().create_task(self._report_loop()))
@@ -321,6 +351,12 @@ class Sidecar:
                 await task
         await self.admin.stop()
         log.info("stopped")
+
+
+def _uses_tls(config: m.ProxyConfig) -> bool:
+    return any(lst.tls is not None for lst in config.listeners.values()) or any(
+        c.tls is not None for c in config.clusters.values()
+    )
 
 
 def _write_atomically(path: Path, data: dict[str, Any]) -> None:

@@ -14,10 +14,12 @@ from gossamer.proxy.config import model as m
 ID = "spiffe://gossamer.local/ns/default/sa/benigno"
 
 
-def test_renewal_at_half_life() -> None:
+def test_renewal_at_half_life_from_when_it_arrived() -> None:
     timer = RenewalTimer()
     assert timer.after_issue(1000.0, 1060.0) == 1030.0
     assert timer.after_issue(0.0, 86400.0) == 43200.0
+    # notBefore is backdated (clock skew): it does not pull the renewal earlier.
+    assert timer.after_issue(1006.0, 1060.0) == 1033.0
 
 
 def test_failures_back_off_but_never_past_a_quarter_of_what_is_left() -> None:

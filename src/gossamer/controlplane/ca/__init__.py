@@ -254,6 +254,7 @@ class CertificateAuthority:
         now = self.now()
         lifetime = max(MIN_LIFETIME, lifetime)
         not_after = now + lifetime
+        backdate = min(BACKDATE, lifetime / 10)
         issuer_end = self.issuer.not_valid_after_utc.timestamp()
         not_after = min(not_after, issuer_end)
         serial = x509.random_serial_number()
@@ -263,7 +264,7 @@ class CertificateAuthority:
             .issuer_name(self.issuer.subject)
             .public_key(csr.public_key())
             .serial_number(serial)
-            .not_valid_before(_utc(now - BACKDATE))
+            .not_valid_before(_utc(now - backdate))
             .not_valid_after(_utc(not_after))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
@@ -300,7 +301,7 @@ class CertificateAuthority:
         )
         self.issued += 1
         chain = _pem(cert) + b"".join(_pem(c) for c in self.intermediates)
-        return Issued(chain, serial, now - BACKDATE, not_after, requested)
+        return Issued(chain, serial, now - backdate, not_after, requested)
 
     def issue_server_cert(
         self, dns_names: list[str], ips: list[str], lifetime: float
