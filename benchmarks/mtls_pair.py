@@ -97,6 +97,24 @@ def wrk(port: int, seconds: float, connections: int) -> float:
     return float(found.group(1))
 
 
+def new_connections(port: int, n: int) -> float:
+    """ms per request on a new client connection through a TCP route (one new mTLS
+    connection between the sidecars each time: TCP connections are not pooled)."""
+    started = time.perf_counter()
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            while s.recv(65536):
+                pass
+    return (time.perf_counter() - started) / n * 1000
+
+
+def tls_counts(admin: int) -> tuple[int, int]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats", timeout=5) as r:
+        cluster = json.load(r)["clusters"].get("bench.default:9000", {})
+    return cluster.get("upstream_tls_handshakes", 0), cluster.get("upstream_tls_resumed", 0)
+
+
 async def handshakes(n: int) -> dict[str, float]:
     """ms per full and per resumed handshake with the sidecar's TLS code and a mesh CA."""
     from gossamer.controlplane.ca import CertificateAuthority
@@ -177,6 +195,8 @@ def main() -> None:
     state = work / "state"
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, list[float]] = {"DISABLED": [], "STRICT": []}
+    connect_ms: dict[str, list[float]] = {"DISABLED": [], "STRICT": []}
+    resumed: list[float] = []
     try:
         nginx, up = upstream(work, None)
         procs.append(nginx)
@@ -191,11 +211,20 @@ def main() -> None:
         wait(lambda: (state / "controlplane.json").exists(), 30, "the control plane")
         xds = json.loads((state / "controlplane.json").read_text())["xds"]
         inbound, outbound = free_port(), free_port()
+        tcp_in, tcp_out, admin_a = free_port(), free_port(), free_port()
         env = {**os.environ, "GOSSAMER_STATE_DIR": str(state)}
         for name, extra in (
-            ("b", ["--service", "bench", "--inbound", f"80:{up}:{inbound}"]),
-            ("a", ["--service", "client", "--outbound", f"bench:80={outbound}"]),
-        ):
+            (
+                "b",
+                ["--service", "bench", "--inbound", f"80:{up}:{inbound}",
+                 "--inbound", f"9000:{up}:{tcp_in}:tcp"],
+            ),
+            (
+                "a",
+                ["--service", "client", "--outbound", f"bench:80={outbound}",
+                 "--outbound", f"bench:9000={tcp_out}", "--admin-port", str(admin_a)],
+            ),
+        ):  # fmt: skip
             procs.append(
                 subprocess.Popen(
                     [*GOSSAMER, "proxy", "run", "--xds", xds, "--id", name, "--workers", "1",
@@ -218,6 +247,18 @@ def main() -> None:
                 wait(lambda p=plain: plaintext_answered(inbound) == p and ok(), 30, mode)
                 results[mode].append(wrk(outbound, args.duration, args.connections))
                 print(f"{mode:9} {results[mode][-1]:9.0f} req/s", flush=True)
+            for mode in ("DISABLED", "STRICT"):
+                cli(state, "apply", "-f", "-", stdin=MESH.format(mode=mode))
+                plain = mode == "DISABLED"
+                wait(lambda p=plain: plaintext_answered(tcp_in) == p and ok(), 30, mode)
+                before = tls_counts(admin_a)
+                took = new_connections(tcp_out, args.handshakes)
+                after = tls_counts(admin_a)
+                connect_ms[mode].append(took)
+                if mode == "STRICT":
+                    made = after[0] - before[0]
+                    resumed.append((after[1] - before[1]) / made if made else 0.0)
+                print(f"{mode:9} {took:9.2f} ms per new TCP connection (2 hops)", flush=True)
         hs = asyncio.run(handshakes(args.handshakes))
     finally:
         for p in reversed(procs):
@@ -233,6 +274,9 @@ def main() -> None:
         "disabled_rps": round(disabled),
         "strict_rps": round(strict),
         "strict_vs_disabled": round(strict / disabled, 3) if disabled else None,
+        "new_tcp_connection_ms_disabled": round(statistics.median(connect_ms["DISABLED"]), 3),
+        "new_tcp_connection_ms_strict": round(statistics.median(connect_ms["STRICT"]), 3),
+        "mesh_resumed_fraction": round(statistics.median(resumed), 3) if resumed else None,
         **hs,
     }
     print(json.dumps(summary))

@@ -356,6 +356,64 @@ def test_check_and_metrics_show_certificate_expiry(mesh: Mesh) -> None:
     assert "gossamer_downstream_tls_handshakes_total" in sidecar
 
 
+def test_tcp_over_mtls_ends_when_the_server_closes(mesh: Mesh) -> None:
+    """A server that answers and closes (no half-close can cross TLS): the client still
+    reads to EOF through both sidecars."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"hello from tcp\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    app_port = server.getsockname()[1]
+    listen = free_port()
+    sidecars = [
+        Sidecar(
+            mesh.workdir,
+            None,
+            *("--xds", mesh.cp.xds, "--id", "greeter-1", "--service", "greeter"),
+            *("--inbound", f"7000:{app_port}:{free_port()}:tcp"),
+            name="greeter",
+            env=mesh.cp.env(),
+        ).start(),
+        Sidecar(
+            mesh.workdir,
+            None,
+            *("--xds", mesh.cp.xds, "--id", "caller-1", "--service", "caller"),
+            *("--outbound", f"greeter:7000={listen}"),
+            name="caller",
+            env=mesh.cp.env(),
+        ).start(),
+    ]
+
+    def read_all() -> bytes:
+        with socket.create_connection(("127.0.0.1", listen), timeout=5) as s:
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+            return data
+
+    try:
+        assert wait_for(lambda: read_all() == b"hello from tcp\n", 20, message="tcp reply")
+        for _ in range(5):
+            assert read_all() == b"hello from tcp\n"
+        cluster = sidecars[1].stats()["clusters"]["greeter.default:7000"]
+        assert cluster["upstream_tls_handshakes"] >= 5
+        assert cluster["upstream_tls_resumed"] >= 1  # later connections resume the session
+    finally:
+        for sidecar in sidecars:
+            sidecar.stop()
+        server.close()
+
+
 def secret_material(text: str) -> list[str]:
     markers = ("-----BEGIN", "PRIVATE KEY", "gst_")
     return [line for line in text.splitlines() if any(m in line for m in markers)]

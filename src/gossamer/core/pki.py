@@ -49,3 +49,27 @@ def validity(chain_pem: bytes) -> tuple[float, float]:
     """(notBefore, notAfter) of the first certificate, as Unix times."""
     cert = x509.load_pem_x509_certificate(chain_pem)
     return cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp()
+
+
+def main(argv: list[str]) -> int:
+    """`python -m gossamer.core.pki csr SPIFFE_ID`: a new key and its CSR as JSON on stdout.
+
+    The sidecar runs this as a short-lived child, so that the cryptography library (about
+    13 MiB) never stays in the long-running proxy; the key goes back over the pipe only.
+    """
+    import json
+    import sys
+
+    if len(argv) != 2 or argv[0] != "csr":
+        print("usage: python -m gossamer.core.pki csr SPIFFE_ID", file=sys.stderr)
+        return 2
+    key = new_key()
+    out = {"key": key_pem(key).decode(), "csr": make_csr(key, argv[1]).decode()}
+    sys.stdout.write(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

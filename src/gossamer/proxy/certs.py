@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -80,7 +81,9 @@ class CertManager:
         self.on_change = on_change
         self.timer = timer or RenewalTimer()
         self.clock = clock
-        self.keys: dict[bytes, bytes] = {}  # public key DER -> private key PEM
+        # Certificate chain we were issued -> (its private key PEM, notAfter): a pushed
+        # chain is paired with its key by these exact bytes, never by guess.
+        self.keys: dict[bytes, tuple[bytes, float]] = {}
         self.held: Held | None = None
         self.renewals = 0
         self.failures = 0
@@ -95,27 +98,16 @@ class CertManager:
         """The config's secrets with our private key on `default`; our own certificate and
         bundle stand in for ones the control plane has not (re)sent, e.g. after it
         restarted."""
-        from gossamer.core.pki import certificate_key_id
-
         out = dict(secrets)
         pushed = out.get(CERT_SECRET)
         chosen: m.Secret | None = None
-        if pushed is not None and pushed.certificate_chain:
-            try:
-                key = self.keys.get(certificate_key_id(pushed.certificate_chain))
-            except ValueError:
-                key = None
-            if key is not None:
-                chosen = replace(pushed, private_key=key)
+        chosen_until = 0.0
+        if pushed is not None and pushed.certificate_chain in self.keys:
+            key, chosen_until = self.keys[pushed.certificate_chain]
+            chosen = replace(pushed, private_key=key)
         held = self.held
         # Ours stands in when nothing usable was pushed, or what was pushed is older.
-        if held is not None and (
-            chosen is None
-            or (
-                chosen.certificate_chain != held.chain
-                and _not_after(chosen.certificate_chain) < held.not_after
-            )
-        ):
+        if held is not None and (chosen is None or chosen_until < held.not_after):
             chosen = m.Secret(CERT_SECRET, held.chain, held.key)
         if chosen is not None:
             out[CERT_SECRET] = chosen
@@ -193,24 +185,21 @@ class CertManager:
         await _call(self._channel, REPORT, body, metadata)
 
     async def _renew(self, channel: Any) -> Held:
-        from gossamer.core.pki import key_pem, make_csr, new_key, public_key_id, validity
-
         metadata = (("authorization", f"Bearer {self.token}"),) if self.token else None
         request = json.dumps({"nodeId": self.node_id}).encode()
         identity = await _call(channel, IDENTITY, request, metadata)
         spiffe_id = str(identity["spiffeId"])
-        key = new_key()
-        self.keys[public_key_id(key.public_key())] = key_pem(key)
-        while len(self.keys) > KEYS_KEPT:
-            self.keys.pop(next(iter(self.keys)))
-        csr = make_csr(key, spiffe_id)
+        key, csr = await new_key_and_csr(spiffe_id)
         body = json.dumps({"nodeId": self.node_id, "csr": csr.decode()}).encode()
         answer = await _call(channel, SIGN, body, metadata)
         chain = str(answer["certificateChain"]).encode()
-        not_before, not_after = validity(chain)
+        not_before, not_after = float(answer["notBefore"]), float(answer["notAfter"])
+        self.keys[chain] = (key, not_after)
+        while len(self.keys) > KEYS_KEPT:
+            self.keys.pop(next(iter(self.keys)))
         held = Held(
             chain,
-            key_pem(key),
+            key,
             str(answer["trustBundle"]).encode(),
             not_before,
             not_after,
@@ -229,6 +218,30 @@ class CertManager:
         return held
 
 
+async def new_key_and_csr(spiffe_id: str, timeout: float = 30.0) -> tuple[bytes, bytes]:
+    """A new private key (PEM) and a CSR for it, made by a short-lived child process
+    (`python -m gossamer.core.pki`), so the proxy never loads the cryptography library."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gossamer.core.pki",
+        "csr",
+        spiffe_id,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError("making a key and CSR timed out") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"making a key and CSR failed: {err.decode(errors='replace')[-300:]}")
+    made = json.loads(out)
+    return str(made["key"]).encode(), str(made["csr"]).encode()
+
+
 async def _call(channel: Any, method: str, body: bytes, metadata: Any) -> dict[str, Any]:
     call = channel.unary_unary(
         method, request_serializer=lambda x: x, response_deserializer=lambda x: x
@@ -244,12 +257,3 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"
     return repr(exc)
-
-
-def _not_after(chain: bytes) -> float:
-    from gossamer.core.pki import validity
-
-    try:
-        return validity(chain)[1]
-    except ValueError:
-        return 0.0

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gossamer.controlplane.ca import CertificateAuthority
-from gossamer.core.pki import key_pem, make_csr, new_key, public_key_id
-from gossamer.proxy.certs import CertManager, Held, RenewalTimer
+from gossamer.core.pki import key_pem, make_csr, new_key
+from gossamer.proxy.certs import CertManager, Held, RenewalTimer, new_key_and_csr
 from gossamer.proxy.config import model as m
 
 ID = "spiffe://gossamer.local/ns/default/sa/benigno"
@@ -34,8 +34,9 @@ def test_failures_back_off_but_never_past_a_quarter_of_what_is_left() -> None:
 
 def _issue(ca: CertificateAuthority, manager: CertManager) -> tuple[bytes, bytes]:
     key = new_key()
-    manager.keys[public_key_id(key.public_key())] = key_pem(key)
-    return ca.sign(make_csr(key, ID), ID, 3600).chain_pem, key_pem(key)
+    issued = ca.sign(make_csr(key, ID), ID, 3600)
+    manager.keys[issued.chain_pem] = (key_pem(key), issued.not_after)
+    return issued.chain_pem, key_pem(key)
 
 
 def test_a_pushed_certificate_gets_the_key_it_was_made_for(tmp_path: Path) -> None:
@@ -60,3 +61,12 @@ def test_our_own_certificate_stands_in_when_the_control_plane_forgot_it(tmp_path
     out = manager.complete({})
     assert out["default"].certificate_chain == chain and out["default"].private_key == key
     assert out["ROOTCA"].trusted_ca == ca.trust_bundle()
+
+
+def test_the_key_and_csr_come_from_a_child_process() -> None:
+    import asyncio
+
+    from gossamer.controlplane.ca import csr_spiffe_id
+
+    key, csr = asyncio.run(new_key_and_csr(ID))
+    assert key.startswith(b"-----BEGIN PRIVATE KEY") and csr_spiffe_id(csr) == ID

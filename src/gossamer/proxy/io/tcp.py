@@ -303,8 +303,13 @@ class TcpUpstream(asyncio.Protocol):
     def eof_received(self) -> bool:
         down = self.down
         down.eofs |= 2
-        if down.transport is not None and down.transport.can_write_eof():
-            down.transport.write_eof()
+        t = down.transport
+        if t is not None and t.can_write_eof():
+            t.write_eof()
+        elif t is not None:
+            # The client side is TLS (another sidecar): a half-close cannot cross it, so
+            # the server's end closes the connection, once what it sent is flushed.
+            down.eofs = 3
         if down.eofs == 3:
             down.close()
             self.close()
