@@ -40,6 +40,13 @@ def _compile_permission(p: m.RbacPermission) -> Check:
         hm = p.header
         assert hm is not None
         name, sm = hm.name, hm.match
+        if name == ":method" and sm.kind == "exact" and not sm.ignore_case and not sm.invert:
+            method = sm.value.encode()  # the common case, compared as bytes: no decoding
+
+            def method_is(head: RequestHead | None, authority: bytes) -> bool:
+                return head is not None and head.method == method
+
+            return method_is
 
         def header(head: RequestHead | None, authority: bytes) -> bool:
             return head is not None and sm.matches(_pseudo_or_header(head, name, authority))
@@ -48,6 +55,23 @@ def _compile_permission(p: m.RbacPermission) -> Check:
     if kind == "path":
         pm = p.path
         assert pm is not None
+        if (
+            pm.kind in ("exact", "prefix")
+            and not pm.ignore_case
+            and not pm.invert
+            and pm.value.isascii()
+        ):
+            value, exact = pm.value.encode(), pm.kind == "exact"
+
+            def path_bytes(head: RequestHead | None, authority: bytes) -> bool:
+                if head is None:
+                    return False
+                full = head.path
+                q = full.find(b"?")
+                bare = full if q < 0 else full[:q]
+                return bare == value if exact else bare.startswith(value)
+
+            return path_bytes
 
         def path(head: RequestHead | None, authority: bytes) -> bool:
             if head is None:
