@@ -76,6 +76,7 @@ def run(
     The admin token is generated at first start into STATE_DIR/admin.token (mode 0600);
     the CLI on this machine finds it, and the API address, through the state dir.
     """
+    from gossamer.controlplane.memory import limit_arenas
     from gossamer.controlplane.server import ControlPlaneConfig, run_control_plane
     from gossamer.core.logs import configure
 
@@ -91,6 +92,7 @@ def run(
         read_access="token" if read_access == "token" else "loopback",
         workload_grace=workload_grace,
     )
+    limit_arenas()  # before gRPC starts its threads
     try:
         uvloop.run(run_control_plane(config))
     except (OSError, ValueError) as exc:
