@@ -17,6 +17,7 @@ from gossamer.cli.client import ApiError, CliError, resource_path
 from gossamer.cli.columns import columns_for
 from gossamer.cli.output import age, print_documents, print_table
 from gossamer.cli.proxies import PROXY_NAMES, describe_proxy, print_proxies
+from gossamer.cli.security import CA_NAMES, REPORT_NAMES, print_ca, print_mtls_report
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,12 +137,22 @@ def get(
 ) -> None:
     """List resources, or show some by name.
 
-    KIND is a kind, its plural or short name (svc, ts, tp, ...), `all`, or `proxies`
-    (the connected data plane: state, config versions ACKed, NACK errors).
+    KIND is a kind, its plural or short name (svc, ts, tp, ...), `all`, `proxies`
+    (the connected data plane: state, config versions ACKed, NACK errors), `ca` (roots and
+    certificates with their expiry) or `mtls-report` (per sidecar: mTLS mode and the
+    clients still sending plaintext; check it before switching PERMISSIVE to STRICT).
     """
     if kind.lower() in PROXY_NAMES:
         with options.client() as client:
             print_proxies(client.get("/api/v1/proxies"), output)
+        return
+    if kind.lower() in CA_NAMES:
+        with options.client() as client:
+            print_ca(client.get("/api/v1/ca"), output)
+        return
+    if kind.lower() in REPORT_NAMES:
+        with options.client() as client:
+            print_mtls_report(client.get("/api/v1/mtls-report"), output)
         return
     infos = [k for k in all_kinds()] if kind == "all" else [_kind(kind)]
     docs: list[dict[str, Any]] = []

@@ -15,9 +15,12 @@ from functools import cached_property
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf.message import Message
 
+from gossamer.controlplane.policies.externalservice import BLACKHOLE_CLUSTER, Egress
+from gossamer.controlplane.policies.trafficpermission import AuthzTranslator, Destination
 from gossamer.controlplane.registry.model import ServiceInfo
 from gossamer.controlplane.translate import envoy as e
 from gossamer.controlplane.translate.gateway import translate_gateway
+from gossamer.controlplane.translate.mtls import ALPN_HTTP, ALPN_TCP, Mtls, secure_inbound
 from gossamer.controlplane.translate.node import InboundPort, OutboundPort, ProxyNode
 from gossamer.controlplane.translate.outbound import (
     L4_PROTOCOLS,
@@ -35,6 +38,7 @@ from gossamer.controlplane.translate.snapshot import MeshSnapshot
 Resources = dict[str, dict[str, Message]]  # type URL → name → message
 
 OUTBOUND_HTTP = "outbound:http"
+OUTBOUND_TLS = "outbound:tls"
 HTTP_PROTOCOLS = frozenset({"http"})
 GRPC_PROTOCOLS = frozenset({"grpc", "http2", "http"})
 
@@ -71,27 +75,83 @@ class MeshTranslator:
         return compute_routing(self.snapshot)
 
     @cached_property
+    def egress(self) -> Egress:
+        return Egress(self.snapshot)
+
+    @cached_property
+    def egress_clusters(self) -> Mapping[str, Message]:
+        return self.egress.clusters()
+
+    @property
+    def problems(self) -> list[str]:
+        return list(dict.fromkeys([*self.routing.problems, *self.egress.problems]))
+
+    @cached_property
+    def authz(self) -> AuthzTranslator:
+        return AuthzTranslator(self.snapshot)
+
+    def _destination(self, node: ProxyNode, port: InboundPort) -> Destination:
+        return Destination(
+            namespace=node.namespace,
+            service=node.service,
+            service_account=node.service_account,
+            labels=tuple(sorted(node.labels.items())),
+            port=port.port,
+            target_port=port.target_port,
+            tcp=port.protocol != "http",
+        )
+
+    def _authz_key(self, node: ProxyNode) -> tuple[bytes, ...]:
+        # What the inbound side's RBAC filters are, so cached node parts are reused only
+        # while they are unchanged.
+        if not self.authz.active:
+            return ()
+        return tuple(
+            f.SerializeToString(deterministic=True)  # type: ignore[attr-defined]
+            for port in node.inbound
+            for f in self.authz.filters(self._destination(node, port))
+        )
+
+    @cached_property
+    def mtls(self) -> Mtls:
+        spec = self.snapshot.mesh.mtls
+        return Mtls(spec.mode, spec.trust_domain)
+
+    @cached_property
     def clusters(self) -> Mapping[str, Message]:
+        """The mesh's clusters, originating mTLS to sidecar-backed endpoints."""
         registry = self.snapshot.registry
+        mtls = self.mtls
         old = self.cache.clusters
         new: dict[Hashable, Message] = {}
         out: dict[str, Message] = {}
         for b in sorted(self.routing.clusters, key=_k):
-            key = cluster_key(b, registry)
-            msg = old.get(key) or cluster_for(b, registry)
+            key = cluster_key(b, registry, mtls)
+            msg = old.get(key) or cluster_for(b, registry, mtls)
             new[key] = out[b.cluster] = msg
         self.cache.clusters = new
+        # ExternalServices and the egress passthrough: few, built each time.
+        out.update(self.egress_clusters)
         return out
+
+    @cached_property
+    def plain_clusters(self) -> Mapping[str, Message]:
+        """The clusters for proxyless gRPC clients: they hold no mesh certificate."""
+        if not self.mtls.enabled:
+            return self.clusters
+        registry = self.snapshot.registry
+        return {b.cluster: cluster_for(b, registry) for b in sorted(self.routing.clusters, key=_k)}
 
     @cached_property
     def endpoints(self) -> Mapping[str, Message]:
         registry = self.snapshot.registry
+        mtls = self.mtls
         old = self.cache.endpoints
         new: dict[Hashable, Message] = {}
         out: dict[str, Message] = {}
         for b in sorted(self.routing.clusters, key=_k):
-            key = endpoints_key(b, registry)
-            msg = old.get(key) or endpoints_for(b, registry)
+            key = endpoints_key(b, registry, mtls)
+            msg = old.get(key) or endpoints_for(b, registry, mtls)
             new[key] = out[b.cluster] = msg
         self.cache.endpoints = new
         return out
@@ -100,7 +160,12 @@ class MeshTranslator:
         key = (kind, namespace)
         if key not in self._route_tables:
             protocols = HTTP_PROTOCOLS if kind == OUTBOUND_HTTP else GRPC_PROTOCOLS
-            self._route_tables[key] = outbound_route_table(kind, self.routing, namespace, protocols)
+            rc = outbound_route_table(kind, self.routing, namespace, protocols)
+            if kind == OUTBOUND_HTTP:
+                # ExternalServices, then every other host: blocked or passed through.
+                taken = {d.lower() for vh in rc.virtual_hosts for d in vh.domains}
+                rc.virtual_hosts.extend(self.egress.virtual_hosts(taken))
+            self._route_tables[key] = rc
         return self._route_tables[key]
 
     # --- per proxy --------------------------------------------------------------------------
@@ -108,7 +173,8 @@ class MeshTranslator:
     def for_proxy(self, node: ProxyNode) -> Resources:
         """Everything the proxy gets: the mesh's clusters and endpoints, and its own."""
         own = self.proxy_specific(node)
-        own[e.CLUSTER] = {**self.clusters, **own[e.CLUSTER]}
+        clusters = self.plain_clusters if node.kind == "proxyless" else self.clusters
+        own[e.CLUSTER] = {**clusters, **own[e.CLUSTER]}
         own[e.ENDPOINT] = {**self.endpoints, **own[e.ENDPOINT]}
         return own
 
@@ -134,8 +200,8 @@ class MeshTranslator:
         for b in gw.backends:
             # A gateway may send to a service port no mesh route uses (an Ingress backend).
             if b.cluster not in self.clusters:
-                out[e.CLUSTER][b.cluster] = cluster_for(b, registry)
-                out[e.ENDPOINT][b.cluster] = endpoints_for(b, registry)
+                out[e.CLUSTER][b.cluster] = cluster_for(b, registry, self.mtls)
+                out[e.ENDPOINT][b.cluster] = endpoints_for(b, registry, self.mtls)
         self._sidecar(node, out)
 
     def __post_init__(self) -> None:
@@ -149,6 +215,10 @@ class MeshTranslator:
             node.address,
             node.inbound,
             node.outbound_http_port,
+            node.service_account,
+            tuple(sorted(node.labels.items())),
+            self._authz_key(node),
+            self.mtls,
         )
         parts = self.cache.node_parts.get(key) or self.cache.node_parts_used.get(key)
         if parts is None:
@@ -159,6 +229,11 @@ class MeshTranslator:
             out[type_url].update(items)
         if node.outbound_http_port:
             out[e.ROUTE].setdefault(OUTBOUND_HTTP, self.route_table(OUTBOUND_HTTP, node.namespace))
+        if node.outbound_tls_port:
+            out[e.LISTENER][OUTBOUND_TLS] = self.egress.tls_listener(
+                OUTBOUND_TLS, node.outbound_tls_port
+            )
+            out[e.CLUSTER][BLACKHOLE_CLUSTER] = self.egress.blackhole()
         for outbound in node.outbound:
             self._explicit_outbound(node, outbound, out)
 
@@ -180,6 +255,7 @@ class MeshTranslator:
         out[e.CLUSTER][cluster] = e.static_cluster(
             cluster, [("127.0.0.1", port.target_port)], metadata=e.metadata(meta)
         )
+        rbac = self.authz.filters(self._destination(node, port))
         if port.protocol == "http":
             rc = route_pb2.RouteConfiguration(name=name)
             vh = rc.virtual_hosts.add(name="inbound", domains=["*"])
@@ -190,13 +266,12 @@ class MeshTranslator:
                     route=route_components_pb2.RouteAction(cluster=cluster),
                 )
             )
-            hcm = e.http_connection_manager(name, route_config=rc)
-            out[e.LISTENER][name] = e.http_listener(
-                name, node.address, port.inbound_port, e.INBOUND, hcm
-            )
+            hcm = e.http_connection_manager(name, route_config=rc, filters=rbac)
+            listener = e.http_listener(name, node.address, port.inbound_port, e.INBOUND, hcm)
+            secure_inbound(listener, self.mtls, ALPN_HTTP)
         else:
             # gRPC and HTTP/2 are carried at L4 until the sidecar speaks HTTP/2.
-            out[e.LISTENER][name] = e.listener(
+            listener = e.listener(
                 name,
                 node.address,
                 port.inbound_port,
@@ -204,6 +279,13 @@ class MeshTranslator:
                 e.tcp_proxy(name, [(cluster, 1)]),
                 "envoy.filters.network.tcp_proxy",
             )
+            if rbac:  # network RBAC runs before the TCP proxy
+                chain = listener.filter_chains[0]
+                proxy = list(chain.filters)
+                del chain.filters[:]
+                chain.filters.extend([*rbac, *proxy])
+            secure_inbound(listener, self.mtls, ALPN_TCP)
+        out[e.LISTENER][name] = listener
 
     def _explicit_outbound(self, node: ProxyNode, port: OutboundPort, out: Resources) -> None:
         name = f"outbound:{port.service}:{port.port}"
@@ -216,6 +298,18 @@ class MeshTranslator:
                 port.listen_port,
                 e.OUTBOUND,
                 e.tcp_proxy(name, [(b.cluster, b.weight) for b in pr.tcp]),
+                "envoy.filters.network.tcp_proxy",
+            )
+            return
+        external = self.egress.tcp_cluster(port.service, port.port) if svc is None else None
+        if external is not None:
+            # A tcp or tls ExternalService: bytes relayed as they are (TLS not terminated).
+            out[e.LISTENER][name] = e.listener(
+                name,
+                "127.0.0.1",
+                port.listen_port,
+                e.OUTBOUND,
+                e.tcp_proxy(name, [(external, 1)]),
                 "envoy.filters.network.tcp_proxy",
             )
             return

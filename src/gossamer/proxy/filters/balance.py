@@ -50,6 +50,7 @@ class EndpointState:
         "labels",
         "pool",
         "port",
+        "tls",
         "weight",
         "workload",
         "zone",
@@ -73,6 +74,7 @@ class EndpointState:
         self.consecutive_5xx = 0
         self.consecutive_gateway = 0
         self.pool: Any = None  # the IO layer's connection pool for this endpoint
+        self.tls = False  # connect with the cluster's TLS (a sidecar-backed endpoint)
 
     @classmethod
     def from_endpoint(cls, ep: m.Endpoint) -> EndpointState:
