@@ -162,6 +162,9 @@ class Suite:
             except NotAvailable as exc:
                 self.na[name] = str(exc)
                 self.log(f"{name}: n/a ({exc})")
+            except Exception as exc:  # one broken topology must not sink the whole run
+                self.na[name] = f"failed to start: {str(exc)[:300]}"
+                self.log(f"{name}: failed to start: {exc}")
 
     def stop(self) -> None:
         for mesh in self.meshes:

@@ -32,7 +32,12 @@ def py_spy() -> str:
     return found
 
 
-def record(pid: int, out: Path, fmt: str, duration: float, rate: int) -> subprocess.Popen[bytes]:
+def record(
+    pid: int, out: Path, fmt: str, duration: float, rate: int, native: bool = False
+) -> subprocess.Popen[bytes]:
+    # --native (C frames of uvloop, httptools, the interpreter) needs the process paused
+    # for each sample; the Python-only profiles sample without pausing it.
+    mode = ["--native"] if native else ["--nonblocking"]
     return subprocess.Popen(
         [
             py_spy(),
@@ -47,7 +52,7 @@ def record(pid: int, out: Path, fmt: str, duration: float, rate: int) -> subproc
             fmt,
             "--output",
             str(out),
-            "--nonblocking",
+            *mode,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -103,6 +108,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=40.0, help="seconds of sampling")
     p.add_argument("--rate", type=int, default=200, help="samples per second")
+    p.add_argument(
+        "--native-duration",
+        type=float,
+        default=20.0,
+        help="then this long with --native on the outbound sidecar (0: skip)",
+    )
     p.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "img")
     args = p.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +128,8 @@ def main() -> int:
             results: dict[str, float] = {}
 
             def drive() -> None:
-                rps, _ = load.wrk(topo.port, args.duration + 3, 32, "0")
+                total = args.duration + args.native_duration + 4
+                rps, _ = load.wrk(topo.port, total, 32, "0")
                 results["rps"] = rps
 
             driver = threading.Thread(target=drive)
@@ -141,7 +153,13 @@ def main() -> int:
             for _, raw, svg in spies:
                 raw.wait(args.duration + 60)
                 svg.wait(args.duration + 60)
-            driver.join(args.duration + 60)
+            native = work / "outbound-native.raw"
+            if args.native_duration > 0:
+                spy = record(
+                    topo.proxies["a"], native, "raw", args.native_duration, 100, native=True
+                )
+                spy.wait(args.native_duration + 60)
+            driver.join(args.duration + args.native_duration + 60)
             text = [
                 f"py-spy record --rate {args.rate} --nonblocking, {args.duration:g} s, "
                 f"wrk -t1 -c32 saturating the gossamer pair (pinned: sidecars on core 1): "
@@ -153,6 +171,13 @@ def main() -> int:
                     text += ["", f"== {name} sidecar ==", summarize(raw)]
                 else:
                     text += ["", f"== {name} sidecar: py-spy produced nothing =="]
+            if native.exists():
+                text += [
+                    "",
+                    "== outbound sidecar, with native frames (--native, "
+                    f"{args.native_duration:g} s, pausing the process per sample) ==",
+                    summarize(native),
+                ]
             (args.out_dir / "profile-top.txt").write_text("\n".join(text))
             print("\n".join(text))
         finally:
