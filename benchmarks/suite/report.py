@@ -401,7 +401,8 @@ def write(results: dict[str, Any], out: Path, img_dir: Path, plots: bool = True)
     old = out.read_text() if out.exists() else "# Benchmarks\n\n"
     if BEGIN in old and END in old:
         head, rest = old.split(BEGIN, 1)
-        new = head + text + rest.split(END, 1)[1].lstrip("\n")
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        new = head + text + ("\n" + tail if tail else "")
     else:
         new = old.rstrip("\n") + "\n\n" + text
     out.parent.mkdir(parents=True, exist_ok=True)
