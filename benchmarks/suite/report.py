@@ -380,7 +380,7 @@ def section(results: dict[str, Any], img_dir: Path, out: Path, plots: bool) -> s
     if results.get("memory"):
         lines += ["", "### Memory of each proxy (all its processes), after the whole run", ""]
         lines += memory_table(results)
-    if plots:
+    if plots or all((img_dir / n).exists() for n in PLOT_NAMES):
         rel = os.path.relpath(img_dir, out.parent)
         lines += [""] + [f"![{n[:-4]}]({rel}/{n})" for n in PLOT_NAMES]
     lines += [
