@@ -120,9 +120,10 @@ class Suite:
     def log(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    def start(self, wanted: list[str], tcp: bool) -> None:
+    def start(self, wanted: list[str], tcp: bool, pinned: bool) -> None:
         args = self.args
-        proxy_core, load_core = "1", "0"  # started pinned; the unpinned phase re-pins
+        # Started pinned when there is a pinned phase; the unpinned phase re-pins.
+        proxy_core, load_core = ("1", "0") if pinned else (None, None)
         up_proc, up_port = peers.upstream(self.work, load_core)
         self.up_proc = up_proc
         self.upstream_pid = up_proc.pid
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         suite = Suite(args, Path(tmp))
         try:
             need_tcp = any("tcp" in workloads[p] for p in phases)
-            suite.start(wanted, need_tcp)
+            suite.start(wanted, need_tcp, "pinned" in phases)
             for phase in phases:
                 results["phases"][phase] = suite.run_phase(phase, workloads[phase])
             results["memory"] = suite.memory()
