@@ -372,6 +372,13 @@ def section(results: dict[str, Any], img_dir: Path, out: Path, plots: bool) -> s
     for phase, data in results["phases"].items():
         lines += ["", f"### Throughput, {phase} (req/s, median)", "", f"{data['layout']}.", ""]
         lines += throughput_table(results, phase)
+        spread = []
+        for topo, samples in data["throughput"].get("small", {}).items():
+            values = [x["rps"] for x in samples]
+            if len(values) > 1 and min(values) > 0:
+                spread.append(f"{topo} {max(values) / min(values):.2f}")
+        if spread:
+            lines += ["", f"Spread of the rounds (max ÷ min), small body: {', '.join(spread)}."]
         lines += ["", f"CPU of both proxies, ms per 1,000 requests at saturation ({phase}):", ""]
         lines += cpu_table(results, phase)
         if data.get("latency"):
