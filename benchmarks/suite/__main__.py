@@ -37,8 +37,8 @@ from typing import Any
 
 from benchmarks.suite import load, peers, report
 from benchmarks.suite.certs import make_pki
-from benchmarks.suite.mesh import Mesh, NotAvailable, mesh_pair
-from benchmarks.suite.procs import ROOT, Topology, memory, set_affinity, tree
+from benchmarks.suite.mesh import Mesh, mesh_pair
+from benchmarks.suite.procs import ROOT, NotAvailable, Topology, memory, set_affinity, tree
 
 ALL_TOPOLOGIES = (
     "direct",
@@ -154,9 +154,13 @@ class Suite:
                         self.work, up_port, proxy_core, pki if variant == "tls" else None
                     )
                     if not variant and tcp:
-                        self.topos[f"{name}-tcp"] = make(
-                            self.work, up_port, proxy_core, None, tcp=True
-                        )
+                        try:
+                            self.topos[f"{name}-tcp"] = make(
+                                self.work, up_port, proxy_core, None, tcp=True
+                            )
+                        except NotAvailable as exc:
+                            self.na[f"{name}-tcp"] = str(exc)
+                            self.log(f"{name}-tcp: n/a ({exc})")
                 elif name == "bare":
                     self.topos[name] = peers.bare_pair(up_port, proxy_core)
                 self.log(f"started {name} ({time.monotonic() - t0:.1f} s)")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.suite.procs import ROOT, Topology, free_port, pin, wait_port
+from benchmarks.suite.procs import ROOT, NotAvailable, Topology, free_port, pin, wait_port
 
 GOSSAMER = [sys.executable, "-m", "gossamer"]
 HCM = (
@@ -243,10 +243,6 @@ def mesh_pair(
     except BaseException:
         mesh.stop()
         raise
-
-
-class NotAvailable(RuntimeError):
-    """A topology this build cannot run (reported as n/a with the reason)."""
 
 
 # --- static config: no control plane --------------------------------------------------

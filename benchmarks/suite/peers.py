@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.suite.procs import Topology, free_port, pin, wait_port
+from benchmarks.suite.procs import NotAvailable, Topology, free_port, pin, wait_port
 
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 BODIES = {"1k": 1024, "64k": 65536}
@@ -90,6 +90,10 @@ def nginx_pair(
 ) -> Topology:
     """client -> nginx A -> nginx B -> upstream; `pki`: TLS with client certificates
     between A and B; `tcp`: the stream module (L4) instead of HTTP."""
+    if tcp and not STREAM_MODULE.exists():
+        raise NotAvailable(
+            "nginx's stream module is not installed (scripts/install-debian-deps.sh bench)"
+        )
     a, b = free_port(), free_port()
     label = "nginx-tcp" if tcp else ("nginx-tls" if pki else "nginx")
     topo = Topology(label, a, tls=pki is not None)

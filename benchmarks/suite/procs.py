@@ -109,6 +109,10 @@ def set_affinity(pids: list[int], cores: set[int]) -> None:
                 os.sched_setaffinity(tid, cores)
 
 
+class NotAvailable(RuntimeError):
+    """A topology this machine or build cannot run (reported as n/a with the reason)."""
+
+
 @dataclass
 class Topology:
     """One way of carrying the load: its entry port and the processes doing the work.
