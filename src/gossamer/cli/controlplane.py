@@ -114,6 +114,7 @@ def run(
     The admin token is generated at first start into STATE_DIR/admin.token (mode 0600);
     the CLI on this machine finds it, and the API address, through the state dir.
     """
+    from gossamer.controlplane.memory import limit_arenas
     from gossamer.controlplane.server import ControlPlaneConfig, run_control_plane
     from gossamer.core.logs import configure
 
@@ -139,6 +140,7 @@ def run(
         raise CliError("--tls-cert and --tls-key go together")
     if (ca_cert is None) != (ca_key is None):
         raise CliError("--ca-cert and --ca-key go together")
+    limit_arenas()  # before gRPC starts its threads
     try:
         uvloop.run(run_control_plane(config))
     except (OSError, ValueError) as exc:

@@ -29,6 +29,7 @@ from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
 from gossamer.controlplane.http.ca import ca_routes
 from gossamer.controlplane.http.proxies import proxy_routes
 from gossamer.controlplane.http.tokens import token_routes
+from gossamer.controlplane.memory import trim_when_grown
 from gossamer.controlplane.store import BaseStore, open_store
 from gossamer.controlplane.xds import XdsServer
 from gossamer.core.logs import get_logger
@@ -88,6 +89,7 @@ class ControlPlane:
         self.xds: XdsServer | None = None
         self.controller: MeshController | None = None
         self._stopping = asyncio.Event()
+        self._trim_task: asyncio.Task[None] | None = None
         self.tls_bundle: Path | None = None  # what clients verify the API and xDS with
 
     async def start(self) -> None:
@@ -151,6 +153,7 @@ class ControlPlane:
             if self._api_task.done():
                 self._api_task.result()  # raise what stopped it
             await asyncio.sleep(0.01)
+        self._trim_task = asyncio.create_task(trim_when_grown(), name="trim")
         self._write_discovery_file()
         log.info(
             "control plane started",
@@ -211,6 +214,8 @@ class ControlPlane:
 
     async def stop(self) -> None:
         log.info("control plane stopping")
+        if self._trim_task is not None:
+            self._trim_task.cancel()
         if self._api is not None:
             self._api.should_exit = True
         if self._api_task is not None:
