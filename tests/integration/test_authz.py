@@ -132,11 +132,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 
     def sidecar(name: str, *args: str) -> Sidecar:
         # cp.env(): the sidecar finds the admin token and mints its data-plane token.
-        s = Sidecar(
-            workdir, None, "--xds", cp.xds, "--id", name, *args, name=name, env=cp.env()
-        ).start()
-        sidecars.append(s)
-        return s
+        s = Sidecar(workdir, None, "--xds", cp.xds, "--id", name, *args, name=name, env=cp.env())
+        sidecars.append(s)  # before start: stopped even if it never gets ready
+        return s.start()
 
     def client(name: str) -> Client:
         http, tcp = free_port(), free_port()
