@@ -294,11 +294,16 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     )
     ratio_row("TCP: ≥ 1.0× haproxy TCP pair", "gossamer-tcp", "haproxy-tcp", "tcp", 1.0)
     peak = sidecar_peak(results, "gossamer")
+    peak_mtls = sidecar_peak(results, "gossamer-mtls")
+    measured_peak = "—" if peak is None else f"{peak:.1f} MiB (larger of the two sidecars)"
+    if peak_mtls is not None:
+        measured_peak += f"; {peak_mtls:.1f} MiB with mTLS"
+    worst = max((p for p in (peak, peak_mtls) if p is not None), default=None)
     out.append(
         (
             "memory: ≤ 48 MiB peak RSS per sidecar, one worker, under load",
-            "—" if peak is None else f"{peak:.1f} MiB (larger of the two sidecars)",
-            _verdict(None if peak is None else peak <= 48, "not run"),
+            measured_peak,
+            _verdict(None if worst is None else worst <= 48, "not run"),
         )
     )
     w2 = results.get("memory", {}).get("gossamer-w2", {})
