@@ -15,12 +15,32 @@ from functools import cached_property
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf.message import Message
 
+from gossamer.api.kinds.policies import (
+    FaultInjectionConf,
+    FaultInjectionPolicy,
+    Policy,
+    RateLimitConf,
+    RateLimitPolicy,
+    TimeoutConf,
+    TimeoutPolicy,
+)
+from gossamer.controlplane.policies import faultinjectionpolicy, ratelimitpolicy, timeoutpolicy
+from gossamer.controlplane.policies.targeting import (
+    INBOUND_KINDS,
+    OUTBOUND_KINDS,
+    PolicySet,
+    policy_sets,
+    selects,
+    variant,
+    with_variant,
+)
 from gossamer.controlplane.registry.model import ServiceInfo
 from gossamer.controlplane.translate import envoy as e
 from gossamer.controlplane.translate.gateway import translate_gateway
 from gossamer.controlplane.translate.node import InboundPort, OutboundPort, ProxyNode
 from gossamer.controlplane.translate.outbound import (
     L4_PROTOCOLS,
+    ClusterConfs,
     cluster_for,
     cluster_key,
     endpoints_for,
@@ -64,24 +84,58 @@ class MessageCache:
 class MeshTranslator:
     snapshot: MeshSnapshot
     cache: MessageCache = field(default_factory=MessageCache)
-    _route_tables: dict[tuple[str, str], route_pb2.RouteConfiguration] = field(default_factory=dict)
+    _route_tables: dict[tuple[str, str, tuple[str, ...]], route_pb2.RouteConfiguration] = field(
+        default_factory=dict
+    )
+    _variant_clusters: dict[tuple[str, ...], dict[str, Message]] = field(default_factory=dict)
+    _cluster_keys: dict[str, tuple[object, ...]] = field(default_factory=dict)
 
     @cached_property
     def routing(self) -> Routing:
         return compute_routing(self.snapshot)
 
     @cached_property
+    def _outbound_policies(self) -> tuple[PolicySet, tuple[Policy, ...]]:
+        """Client-side policies: the mesh-wide set, and those selecting fewer proxies."""
+        return policy_sets(self.snapshot, OUTBOUND_KINDS)
+
+    def _policies(self, names: tuple[str, ...]) -> PolicySet:
+        mesh, others = self._outbound_policies
+        return with_variant(mesh, others, names)
+
+    @cached_property
     def clusters(self) -> Mapping[str, Message]:
         registry = self.snapshot.registry
+        policies = self._policies(())
         old = self.cache.clusters
         new: dict[Hashable, Message] = {}
         out: dict[str, Message] = {}
         for b in sorted(self.routing.clusters, key=_k):
-            key = cluster_key(b, registry)
-            msg = old.get(key) or cluster_for(b, registry)
+            confs = ClusterConfs.of(b, policies)
+            key = cluster_key(b, registry, confs)
+            self._cluster_keys[b.cluster] = key
+            msg = old.get(key) or cluster_for(b, registry, confs)
             new[key] = out[b.cluster] = msg
         self.cache.clusters = new
         return out
+
+    def variant_clusters(self, names: tuple[str, ...]) -> dict[str, Message]:
+        """The clusters that differ from the mesh-wide ones for proxies selected by the
+        named policies too (e.g. a CircuitBreakerPolicy with targetRef Service)."""
+        found = self._variant_clusters.get(names)
+        if found is not None:
+            return found
+        registry = self.snapshot.registry
+        policies = self._policies(names)
+        _ = self.clusters  # fills _cluster_keys
+        mesh_keys = self._cluster_keys
+        found = {}
+        for b in sorted(self.routing.clusters, key=_k):
+            confs = ClusterConfs.of(b, policies)
+            if cluster_key(b, registry, confs) != mesh_keys.get(b.cluster):
+                found[b.cluster] = cluster_for(b, registry, confs)
+        self._variant_clusters[names] = found
+        return found
 
     @cached_property
     def endpoints(self) -> Mapping[str, Message]:
@@ -96,12 +150,19 @@ class MeshTranslator:
         self.cache.endpoints = new
         return out
 
-    def route_table(self, kind: str, namespace: str) -> route_pb2.RouteConfiguration:
-        key = (kind, namespace)
+    def route_table(
+        self, kind: str, namespace: str, names: tuple[str, ...] = ()
+    ) -> route_pb2.RouteConfiguration:
+        key = (kind, namespace, names)
         if key not in self._route_tables:
             protocols = HTTP_PROTOCOLS if kind == OUTBOUND_HTTP else GRPC_PROTOCOLS
-            self._route_tables[key] = outbound_route_table(kind, self.routing, namespace, protocols)
+            self._route_tables[key] = outbound_route_table(
+                kind, self.routing, namespace, protocols, self._policies(names)
+            )
         return self._route_tables[key]
+
+    def _variant(self, node: ProxyNode) -> tuple[str, ...]:
+        return variant(node, self._outbound_policies[1])
 
     # --- per proxy --------------------------------------------------------------------------
 
@@ -116,6 +177,9 @@ class MeshTranslator:
         """Only what is the proxy's own (listeners, routes, inbound clusters...): the
         mesh-wide clusters and endpoints are shared by reference (see `clusters`)."""
         out: Resources = {t: {} for t in e.TYPE_URLS}
+        names = self._variant(node)
+        if names:
+            out[e.CLUSTER].update(self.variant_clusters(names))
         if node.kind == "proxyless":
             self._proxyless(node, out)
         elif node.kind == "gateway":
@@ -149,6 +213,7 @@ class MeshTranslator:
             node.address,
             node.inbound,
             node.outbound_http_port,
+            *self._inbound_confs(node).fingerprint(),
         )
         parts = self.cache.node_parts.get(key) or self.cache.node_parts_used.get(key)
         if parts is None:
@@ -158,7 +223,9 @@ class MeshTranslator:
         for type_url, items in parts.items():
             out[type_url].update(items)
         if node.outbound_http_port:
-            out[e.ROUTE].setdefault(OUTBOUND_HTTP, self.route_table(OUTBOUND_HTTP, node.namespace))
+            out[e.ROUTE].setdefault(
+                OUTBOUND_HTTP, self.route_table(OUTBOUND_HTTP, node.namespace, self._variant(node))
+            )
         for outbound in node.outbound:
             self._explicit_outbound(node, outbound, out)
 
@@ -171,26 +238,52 @@ class MeshTranslator:
                 OUTBOUND_HTTP, "127.0.0.1", node.outbound_http_port, e.OUTBOUND, hcm
             )
 
+    @cached_property
+    def _inbound_policies(self) -> tuple[PolicySet, tuple[Policy, ...]]:
+        return policy_sets(self.snapshot, INBOUND_KINDS)
+
+    def _inbound_confs(self, node: ProxyNode) -> InboundConfs:
+        mesh, others = self._inbound_policies
+        policies = PolicySet((*mesh.policies, *(p for p in others if selects(p, node))))
+        if not policies.policies:
+            return NO_INBOUND
+        return InboundConfs(
+            policies.from_conf(FaultInjectionPolicy, FaultInjectionConf),
+            policies.from_conf(RateLimitPolicy, RateLimitConf),
+            policies.from_conf(TimeoutPolicy, TimeoutConf),
+        )
+
     def _inbound(self, node: ProxyNode, port: InboundPort, out: Resources) -> None:
         name = f"inbound:{port.inbound_port}"
         cluster = inbound_cluster_name(port.port)
         meta = {"service": node.service, "namespace": node.namespace, "port": str(port.port)}
         if port.protocol != "http":
             meta["protocol"] = "tcp"
-        out[e.CLUSTER][cluster] = e.static_cluster(
+        cluster_msg = e.static_cluster(
             cluster, [("127.0.0.1", port.target_port)], metadata=e.metadata(meta)
         )
+        out[e.CLUSTER][cluster] = cluster_msg
         if port.protocol == "http":
+            confs = self._inbound_confs(node)
             rc = route_pb2.RouteConfiguration(name=name)
             vh = rc.virtual_hosts.add(name="inbound", domains=["*"])
-            vh.routes.append(
-                route_components_pb2.Route(
-                    name="inbound",
-                    match=route_components_pb2.RouteMatch(prefix="/"),
-                    route=route_components_pb2.RouteAction(cluster=cluster),
-                )
+            route = route_components_pb2.Route(
+                name="inbound",
+                match=route_components_pb2.RouteMatch(prefix="/"),
+                route=route_components_pb2.RouteAction(cluster=cluster),
             )
-            hcm = e.http_connection_manager(name, route_config=rc)
+            # Plugin order of the inbound HTTP filters: rate limit, then faults.
+            filters = []
+            rl = confs.rate_limit.local.http if confs.rate_limit is not None else None
+            if rl is not None and (f := ratelimitpolicy.http_filter(name, rl)) is not None:
+                filters.append(f)
+            if confs.fault is not None:
+                filters.append(faultinjectionpolicy.http_filter(confs.fault))
+            hcm = e.http_connection_manager(name, route_config=rc, filters=filters)
+            if confs.timeout is not None:
+                timeoutpolicy.apply_inbound(hcm, route, cluster_msg, confs.timeout)
+            vh.routes.append(route)
+            hcm.route_config.CopyFrom(rc)
             out[e.LISTENER][name] = e.http_listener(
                 name, node.address, port.inbound_port, e.INBOUND, hcm
             )
@@ -221,7 +314,7 @@ class MeshTranslator:
             return
         rc = route_pb2.RouteConfiguration(name=name)
         if pr is not None:
-            rc.virtual_hosts.append(virtual_host(pr, ["*"]))
+            rc.virtual_hosts.append(virtual_host(pr, ["*"], self._policies(self._variant(node))))
         else:
             vh = rc.virtual_hosts.add(name="unknown", domains=["*"])
             route = vh.routes.add(name="unknown", match=route_components_pb2.RouteMatch(prefix="/"))
@@ -249,10 +342,29 @@ class MeshTranslator:
             route_name = f"grpc:{requested}"
             rc = route_pb2.RouteConfiguration(name=route_name)
             domains = [requested, *service_domains(svc, pr.port.port, node.namespace)]
-            rc.virtual_hosts.append(virtual_host(pr, list(dict.fromkeys(domains))))
+            policies = self._policies(self._variant(node))
+            rc.virtual_hosts.append(virtual_host(pr, list(dict.fromkeys(domains)), policies))
             out[e.ROUTE][route_name] = rc
             hcm = e.http_connection_manager(route_name, rds=route_name)
             out[e.LISTENER][requested] = e.api_listener(requested, hcm)
+
+
+@dataclass(frozen=True)
+class InboundConfs:
+    """The server-side policy confs of one proxy (callers: the whole mesh)."""
+
+    fault: FaultInjectionConf | None = None
+    rate_limit: RateLimitConf | None = None
+    timeout: TimeoutConf | None = None
+
+    def fingerprint(self) -> tuple[str, ...]:
+        return tuple(
+            c.model_dump_json() if c is not None else ""
+            for c in (self.fault, self.rate_limit, self.timeout)
+        )
+
+
+NO_INBOUND = InboundConfs()
 
 
 def _grpc_port(svc: ServiceInfo, wanted: int | None) -> int | None:

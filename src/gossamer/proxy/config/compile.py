@@ -163,9 +163,37 @@ def _cumulative(weights: Iterable[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _retry(rp: Any) -> m.RetryPolicy:
+_RETRY_ON = frozenset(
+    {
+        "5xx",
+        "gateway-error",
+        "reset",
+        "connect-failure",
+        "refused-stream",
+        "retriable-4xx",
+        "retriable-status-codes",
+        "cancelled",
+        "deadline-exceeded",
+        "resource-exhausted",
+        "unavailable",
+        "internal",
+    }
+)
+
+
+def _retry(rp: Any, kind: str, name: str, path: str) -> m.RetryPolicy:
     retry_on = frozenset(x.strip() for x in rp.retry_on.split(",") if x.strip())
+    for condition in sorted(retry_on - _RETRY_ON):
+        raise ConfigError(kind, name, f"{path}.retry_on", f"condition {condition!r} not supported")
     base = seconds(rp.retry_back_off.base_interval, 0.025) or 0.025
+    methods = None
+    for i, hm in enumerate(rp.retriable_request_headers):
+        where = f"{path}.retriable_request_headers[{i}]"
+        match = _header_match(hm, kind, name, where)
+        if match.name != ":method" or match.match.kind not in ("regex", "exact"):
+            raise ConfigError(kind, name, where, "only a :method exact or regex match is supported")
+        pattern = match.match.value if match.match.kind == "regex" else re.escape(match.match.value)
+        methods = _regex(pattern, kind, name, where)
     return m.RetryPolicy(
         retry_on=retry_on,
         num_retries=rp.num_retries.value if rp.HasField("num_retries") else 1,
@@ -173,7 +201,30 @@ def _retry(rp: Any) -> m.RetryPolicy:
         retriable_status_codes=frozenset(rp.retriable_status_codes),
         base_interval=base,
         max_interval=seconds(rp.retry_back_off.max_interval, base * 10) or base * 10,
+        methods=methods,
     )
+
+
+def _with_budget(
+    retry: m.RetryPolicy, meta: Mapping[str, Any], buffer_limit: int | None
+) -> m.RetryPolicy:
+    """The route's `gossamer` metadata carries the retry budget (Envoy has no rate-based
+    budget); per_request_buffer_limit_bytes bounds the bodies buffered for replay."""
+    from dataclasses import replace
+
+    changes: dict[str, Any] = {}
+    if buffer_limit is not None:
+        changes["max_body_bytes"] = buffer_limit
+    if meta.get("retry_budget") == "off":
+        changes["budget"] = False
+    for key, field in (
+        ("retry_budget_percent", "budget_percent"),
+        ("retry_budget_min_per_second", "min_retries_per_second"),
+        ("retry_budget_window", "budget_window"),
+    ):
+        if key in meta:
+            changes[field] = float(meta[key])
+    return replace(retry, **changes) if changes else retry
 
 
 def _hash_policy(hp: Any) -> m.HashPolicy:
@@ -217,7 +268,9 @@ def _route_action(ra: Any, kind: str, name: str, path: str) -> m.RouteAction:
         host_rewrite=ra.host_rewrite_literal or None,
         timeout=timeout,
         idle_timeout=seconds(ra.idle_timeout) if ra.HasField("idle_timeout") else None,
-        retry=_retry(ra.retry_policy) if ra.HasField("retry_policy") else None,
+        retry=_retry(ra.retry_policy, kind, name, f"{path}.retry_policy")
+        if ra.HasField("retry_policy")
+        else None,
         hash_policies=tuple(_hash_policy(h) for h in ra.hash_policy),
         cumulative=_cumulative(c.weight for c in clusters),
     )
@@ -250,9 +303,19 @@ def _route(r: Any, kind: str, name: str, path: str) -> m.Route:
         action = _redirect(r.redirect)
     else:
         raise ConfigError(kind, name, path, "route needs route, redirect or direct_response")
-    meta: dict[str, str] = {}
+    raw: dict[str, Any] = {}
     if r.HasField("metadata") and "gossamer" in r.metadata.filter_metadata:
-        meta = {k: str(v) for k, v in _struct(r.metadata.filter_metadata["gossamer"]).items()}
+        raw = _struct(r.metadata.filter_metadata["gossamer"])
+    meta = {k: str(v) for k, v in raw.items()}
+    if isinstance(action, m.RouteAction) and action.retry is not None:
+        from dataclasses import replace
+
+        limit = (
+            r.per_request_buffer_limit_bytes.value
+            if r.HasField("per_request_buffer_limit_bytes")
+            else None
+        )
+        action = replace(action, retry=_with_budget(action.retry, raw, limit))
     req, resp = _mutations(r)
     return m.Route(r.name, match, action, req, resp, dict(meta))
 
@@ -400,7 +463,9 @@ def _hcm(hcm: Any, kind: str, name: str, path: str, direction: str) -> m.HttpCon
     filters = []
     for i, f in enumerate(hcm.http_filters):
         type_name = f.typed_config.type_url.rsplit("/", 1)[-1]
-        filters.append(m.HttpFilter(type_name.rsplit(".", 1)[-1].lower()))
+        where = f"{path}.http_filters[{i}]"
+        config = _http_filter_config(unpack_any(f.typed_config), type_name, kind, name, where)
+        filters.append(m.HttpFilter(type_name.rsplit(".", 1)[-1].lower(), config))
         if i == len(hcm.http_filters) - 1 and not type_name.endswith("router.v3.Router"):
             raise ConfigError(kind, name, f"{path}.http_filters", "the last filter must be router")
     if not filters:
@@ -502,6 +567,64 @@ def compile_listener(lst: Any) -> m.Listener:
     return m.Listener(name, sa.address, sa.port_value, direction, handler, tls)
 
 
+_FRACTION_DENOMINATORS = {0: 100, 1: 10_000, 2: 1_000_000}
+
+
+def _fraction(fp: Any) -> float:
+    value: float = fp.numerator / _FRACTION_DENOMINATORS[fp.denominator]
+    return min(1.0, value)
+
+
+def _http_filter_config(config: Any, type_name: str, kind: str, name: str, path: str) -> object:
+    if type_name.endswith("fault.v3.HTTPFault"):
+        delay = abort = grpc = None
+        if config.HasField("delay"):
+            if not config.delay.HasField("fixed_delay"):
+                raise ConfigError(kind, name, f"{path}.delay", "only fixed_delay is supported")
+            delay = seconds(config.delay.fixed_delay, 0.0)
+        if config.HasField("abort"):
+            which = config.abort.WhichOneof("error_type")
+            if which == "http_status":
+                abort = config.abort.http_status
+            elif which == "grpc_status":
+                grpc = config.abort.grpc_status
+            else:
+                raise ConfigError(kind, name, f"{path}.abort", "needs http_status or grpc_status")
+        return m.FaultConfig(
+            delay=delay,
+            delay_fraction=_fraction(config.delay.percentage) if delay is not None else 0.0,
+            abort_status=abort,
+            abort_grpc_status=grpc,
+            abort_fraction=_fraction(config.abort.percentage) if config.HasField("abort") else 0.0,
+            headers=tuple(
+                _header_match(h, kind, name, f"{path}.headers[{j}]")
+                for j, h in enumerate(config.headers)
+            ),
+        )
+    if type_name.endswith("local_ratelimit.v3.LocalRateLimit"):
+        tb = config.token_bucket
+        if not config.HasField("token_bucket") or tb.max_tokens < 1:
+            raise ConfigError(kind, name, f"{path}.token_bucket", "max_tokens must be >= 1")
+        for field in ("filter_enabled", "filter_enforced"):
+            fp = getattr(config, field).default_value
+            if config.HasField(field) and _fraction(fp) < 1.0:
+                raise ConfigError(kind, name, f"{path}.{field}", "only 100% is supported")
+        interval = seconds(tb.fill_interval, 0.0) or 0.0
+        if interval <= 0:
+            raise ConfigError(kind, name, f"{path}.token_bucket.fill_interval", "must be > 0")
+        return m.LocalRateLimitConfig(
+            max_tokens=tb.max_tokens,
+            tokens_per_fill=tb.tokens_per_fill.value if tb.HasField("tokens_per_fill") else 1,
+            fill_interval=interval,
+            status=config.status.code if config.HasField("status") else 429,
+            response_headers=tuple(
+                (o.header.key.lower(), o.header.value) for o in config.response_headers_to_add
+            ),
+            x_ratelimit_headers=config.enable_x_ratelimit_headers == 1,
+        )
+    return None
+
+
 # --- clusters ----------------------------------------------------------------------------
 
 _CLUSTER_TYPES = {0: "static", 1: "strict_dns", 2: "logical_dns", 3: "eds", 4: "original_dst"}
@@ -570,9 +693,17 @@ def _outlier(od: Any) -> m.OutlierDetection:
         base_ejection_time=seconds(od.base_ejection_time, 30.0) or 30.0,
         max_ejection_time=seconds(od.max_ejection_time, 300.0) or 300.0,
         max_ejection_percent=float(u32("max_ejection_percent", 10) or 10),
-        consecutive_5xx=u32("consecutive_5xx", 5),
-        consecutive_gateway_errors=u32("consecutive_gateway_failure", None),
-        success_rate_minimum_hosts=u32("success_rate_minimum_hosts", None),
+        # enforcing_* = 0 turns a detector off; Envoy enforces gateway failures only when
+        # asked (enforcing_consecutive_gateway_failure defaults to 0).
+        consecutive_5xx=u32("consecutive_5xx", 5)
+        if u32("enforcing_consecutive_5xx", 100)
+        else None,
+        consecutive_gateway_errors=u32("consecutive_gateway_failure", 5)
+        if u32("enforcing_consecutive_gateway_failure", 0)
+        else None,
+        success_rate_minimum_hosts=u32("success_rate_minimum_hosts", 5)
+        if u32("enforcing_success_rate", 100) and od.HasField("success_rate_minimum_hosts")
+        else None,
         success_rate_request_volume=u32("success_rate_request_volume", 100) or 100,
         success_rate_stdev_factor=(u32("success_rate_stdev_factor", 1900) or 1900) / 1000,
     )

@@ -126,10 +126,14 @@ class RetryPolicy:
     max_interval: float = 0.25
     retry_non_idempotent: bool = False
     max_body_bytes: int = 65536
-    # Retry budget (Linkerd-style): retries may add this fraction of the request rate,
-    # plus a floor of min_retries_per_second.
+    # Retry budget (Linkerd-style): over the last budget_window seconds, retries may add
+    # budget_percent of the requests, plus min_retries_per_second. On by default.
+    budget: bool = True
     budget_percent: float = 20.0
     min_retries_per_second: float = 10.0
+    budget_window: float = 10.0
+    # Only these methods are retried (None: any), from retriable_request_headers.
+    methods: re.Pattern[str] | None = None
 
 
 HashKind = Literal["header", "cookie", "source_ip", "query"]
@@ -318,6 +322,30 @@ class DownstreamTls:
     alpn: tuple[str, ...] = ("http/1.1",)
     # PERMISSIVE mTLS: plaintext accepted too (detected by peeking at the first bytes).
     allow_plaintext: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """envoy.filters.http.fault: fractions are in [0, 1]."""
+
+    delay: float | None = None
+    delay_fraction: float = 0.0
+    abort_status: int | None = None
+    abort_grpc_status: int | None = None
+    abort_fraction: float = 0.0
+    headers: tuple[HeaderMatch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRateLimitConfig:
+    """envoy.filters.http.local_ratelimit: one token bucket per sidecar process."""
+
+    max_tokens: int
+    tokens_per_fill: int
+    fill_interval: float
+    status: int = 429
+    response_headers: tuple[tuple[str, str], ...] = ()
+    x_ratelimit_headers: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,27 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
         {"accept_http_10", "allow_absolute_url"}
     ),
     "envoy.extensions.filters.http.router.v3.Router": frozenset(),
+    # --- resilience HTTP filters (inbound) ---
+    "envoy.extensions.filters.http.fault.v3.HTTPFault": frozenset({"delay", "abort", "headers"}),
+    "envoy.extensions.filters.common.fault.v3.FaultDelay": frozenset({"fixed_delay", "percentage"}),
+    "envoy.extensions.filters.http.fault.v3.FaultAbort": frozenset(
+        {"http_status", "grpc_status", "percentage"}
+    ),
+    "envoy.type.v3.FractionalPercent": frozenset({"numerator", "denominator"}),
+    "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit": frozenset(
+        {
+            "stat_prefix",
+            "status",
+            "token_bucket",
+            "filter_enabled",
+            "filter_enforced",
+            "response_headers_to_add",
+            "enable_x_ratelimit_headers",
+        }
+    ),
+    "envoy.type.v3.TokenBucket": frozenset({"max_tokens", "tokens_per_fill", "fill_interval"}),
+    "envoy.config.core.v3.RuntimeFractionalPercent": frozenset({"default_value"}),
+    "envoy.type.v3.HttpStatus": frozenset({"code"}),
     # --- TCP proxy ---
     "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy": frozenset(
         {"stat_prefix", "cluster", "weighted_clusters", "idle_timeout"}
@@ -119,6 +140,7 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
             "response_headers_to_add",
             "response_headers_to_remove",
             "metadata",
+            "per_request_buffer_limit_bytes",
         }
     ),
     "envoy.config.route.v3.RouteMatch": frozenset(
@@ -176,7 +198,14 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
         }
     ),
     "envoy.config.route.v3.RetryPolicy": frozenset(
-        {"retry_on", "num_retries", "per_try_timeout", "retry_back_off", "retriable_status_codes"}
+        {
+            "retry_on",
+            "num_retries",
+            "per_try_timeout",
+            "retry_back_off",
+            "retriable_status_codes",
+            "retriable_request_headers",
+        }
     ),
     "envoy.config.route.v3.RetryPolicy.RetryBackOff": frozenset({"base_interval", "max_interval"}),
     "envoy.config.route.v3.RouteAction.HashPolicy": frozenset(
@@ -290,6 +319,8 @@ KNOWN_TYPED_CONFIGS: frozenset[str] = frozenset(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
         "envoy.extensions.filters.http.router.v3.Router",
+        "envoy.extensions.filters.http.fault.v3.HTTPFault",
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
         "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
         "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
     }
@@ -379,6 +410,8 @@ def _import_typed_configs() -> None:
     import envoy.config.endpoint.v3.endpoint_pb2
     import envoy.config.listener.v3.listener_pb2
     import envoy.config.route.v3.route_pb2
+    import envoy.extensions.filters.http.fault.v3.fault_pb2
+    import envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2
     import envoy.extensions.filters.http.router.v3.router_pb2
     import envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2
     import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2
