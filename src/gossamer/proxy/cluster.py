@@ -15,6 +15,7 @@ from typing import Any
 from gossamer.proxy.config import model as m
 from gossamer.proxy.filters.balance import Balancer, EndpointState, make_balancer
 from gossamer.proxy.filters.outlier import OutlierDetector
+from gossamer.proxy.filters.retry import RetryBudget
 from gossamer.proxy.filters.stats import ClusterStats
 
 PoolFactory = Callable[[EndpointState, "ClusterRuntime"], Any]
@@ -26,9 +27,13 @@ class ClusterRuntime:
         "_pool_factory",
         "_rng",
         "balancer",
+        "budget",
         "config",
         "endpoints",
+        "max_connections",
+        "max_pending",
         "max_requests",
+        "max_retries",
         "name",
         "observe_latency",
         "outlier",
@@ -52,7 +57,8 @@ class ClusterRuntime:
         self.config = config
         self.outlier = OutlierDetector(config.outlier)
         self.balancer: Balancer = make_balancer(config, (), rng, clock)
-        self.max_requests = config.circuit_breaker.max_requests
+        self.budget = RetryBudget()  # survives config swaps, like endpoint state
+        self._limits(config)
         self.observe_latency = config.lb_policy == "peak_ewma"
         self.update(config, force=True)
 
@@ -60,7 +66,7 @@ class ClusterRuntime:
         """Take a new version of the cluster's config, keeping endpoint state."""
         old = self.config
         self.config = config
-        self.max_requests = config.circuit_breaker.max_requests
+        self._limits(config)
         self.observe_latency = config.lb_policy == "peak_ewma"
         if config.outlier != old.outlier:
             self.outlier.config = config.outlier
@@ -84,6 +90,13 @@ class ClusterRuntime:
                 state.pool.close_idle(retire=True)
         self.endpoints = states
         self.balancer = make_balancer(config, list(states.values()), self._rng, self._clock)
+
+    def _limits(self, config: m.Cluster) -> None:
+        breaker = config.circuit_breaker
+        self.max_requests = breaker.max_requests
+        self.max_pending = breaker.max_pending_requests
+        self.max_connections = breaker.max_connections
+        self.max_retries = breaker.max_retries
 
     def pick(self, hash_key: int | None = None) -> EndpointState | None:
         return self.balancer.pick(hash_key)

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from gossamer.protocols.http1 import Limits
 from gossamer.proxy.cluster import ClusterRuntime
 from gossamer.proxy.config import model as m
+from gossamer.proxy.filters.fault import FaultInjector
+from gossamer.proxy.filters.ratelimit import TokenBucket
 from gossamer.proxy.filters.route import CompiledTable
 from gossamer.proxy.filters.stats import ListenerStats
 
@@ -24,12 +26,15 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 class HttpContext:
     __slots__ = (
         "clusters",
+        "fault",
         "generate_request_id",
+        "guarded",
         "header_timeout",
         "idle_timeout",
         "limits",
         "listener",
         "name",
+        "ratelimit",
         "rng",
         "stats",
         "stream_idle_timeout",
@@ -45,6 +50,7 @@ class HttpContext:
         stats: ListenerStats,
         rng: random.Random,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        ratelimit: TokenBucket | None = None,
     ) -> None:
         hcm = listener.handler
         assert isinstance(hcm, m.HttpConnectionManager)
@@ -60,6 +66,13 @@ class HttpContext:
         self.idle_timeout = hcm.idle_timeout or 3600.0
         self.stream_idle_timeout = hcm.stream_idle_timeout or 300.0
         self.limits = Limits(max_head_bytes=hcm.max_request_headers_kb * 1024)
+        # Inbound guards, checked before routing (one attribute test when there are none).
+        self.ratelimit = ratelimit
+        self.fault: FaultInjector | None = None
+        for f in hcm.filters:
+            if isinstance(f.config, m.FaultConfig):
+                self.fault = FaultInjector(f.config, rng)
+        self.guarded = self.ratelimit is not None or self.fault is not None
 
 
 class TcpContext:

@@ -25,6 +25,7 @@ from gossamer.core.logs import get_logger
 from gossamer.proxy.cluster import ClusterRuntime
 from gossamer.proxy.config import model as m
 from gossamer.proxy.context import DEFAULT_HEADER_TIMEOUT, Context, HttpContext, TcpContext
+from gossamer.proxy.filters.ratelimit import TokenBucket
 from gossamer.proxy.filters.route import CompiledTable
 from gossamer.proxy.filters.stats import Stats
 from gossamer.proxy.io.clock import Ticker
@@ -61,6 +62,8 @@ class Runtime:
         self.applied_at = 0.0
         self.draining = False
         self._tables: dict[int, tuple[m.RouteTable, CompiledTable]] = {}
+        # A listener's token bucket keeps its tokens across config swaps that keep its limit.
+        self._buckets: dict[str, TokenBucket] = {}
         self._lock = asyncio.Lock()
         self._started = False
 
@@ -118,8 +121,26 @@ class Runtime:
         if table is None and handler.route_config_name is not None:
             table = config.routes.get(handler.route_config_name)
         return HttpContext(
-            listener, self._table(table), self.clusters, stats, self.rng, self.header_timeout
+            listener,
+            self._table(table),
+            self.clusters,
+            stats,
+            self.rng,
+            self.header_timeout,
+            self._bucket(listener.name, handler),
         )
+
+    def _bucket(self, name: str, hcm: m.HttpConnectionManager) -> TokenBucket | None:
+        config = next(
+            (f.config for f in hcm.filters if isinstance(f.config, m.LocalRateLimitConfig)), None
+        )
+        bucket = self._buckets.get(name)
+        if config is None:
+            self._buckets.pop(name, None)
+            return None
+        if bucket is None or bucket.config != config:
+            bucket = self._buckets[name] = TokenBucket(config, self.clock())
+        return bucket
 
     async def _apply_listeners(self, config: m.ProxyConfig) -> None:
         previous_tables = self._tables

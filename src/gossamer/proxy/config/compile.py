@@ -654,7 +654,8 @@ def compile_cluster(c: Any) -> m.Cluster:
                 t.max_connections.value if t.HasField("max_connections") else 1024,
                 t.max_pending_requests.value if t.HasField("max_pending_requests") else 1024,
                 t.max_requests.value if t.HasField("max_requests") else 1024,
-                t.max_retries.value if t.HasField("max_retries") else 3,
+                # Absent: not limited here; the routes' retry budgets bound retries.
+                t.max_retries.value if t.HasField("max_retries") else m.UNLIMITED,
             )
     outlier = _outlier(c.outlier_detection) if c.HasField("outlier_detection") else None
     health = None

@@ -242,12 +242,19 @@ class Endpoint:
     workload: str = ""
 
 
+UNLIMITED = 1 << 31
+
+
 @dataclass(frozen=True, slots=True)
 class CircuitBreaker:
+    """Limits per cluster and sidecar process; a request beyond one is refused at once
+    (503, flag UO, x-gossamer-overloaded: true): Gossamer never queues.
+    max_pending_requests counts requests waiting for the upstream's response head."""
+
     max_connections: int = 1024
     max_pending_requests: int = 1024
     max_requests: int = 1024
-    max_retries: int = 3
+    max_retries: int = UNLIMITED  # concurrent retries (the retry budget bounds them too)
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,14 +79,32 @@ class ListenerStats:
 
 
 class ClusterStats:
-    __slots__ = ("connect_fail", "cx_active", "cx_total", "ejections", "rq_active")
+    __slots__ = (
+        "connect_fail",
+        "cx_active",
+        "cx_total",
+        "ejections",
+        "overflow",
+        "retries",
+        "retry_active",
+        "retry_budget_exhausted",
+        "retry_overflow",
+        "rq_active",
+        "rq_pending",
+    )
 
     def __init__(self) -> None:
         self.cx_total = 0
         self.cx_active = 0
         self.connect_fail = 0
         self.rq_active = 0
+        self.rq_pending = 0  # sent (or being sent), no response head yet
         self.ejections = 0
+        self.overflow = 0  # requests refused by a circuit breaker limit
+        self.retries = 0
+        self.retry_active = 0  # retries waiting (backoff) or in flight
+        self.retry_budget_exhausted = 0  # retries the budget refused
+        self.retry_overflow = 0  # retries the max_retries limit refused
 
 
 class Stats:
@@ -138,7 +156,12 @@ class Stats:
                     "cx_active": cs.cx_active,
                     "connect_fail": cs.connect_fail,
                     "rq_active": cs.rq_active,
+                    "rq_pending": cs.rq_pending,
                     "ejections": cs.ejections,
+                    "overflow": cs.overflow,
+                    "retries": cs.retries,
+                    "retry_budget_exhausted": cs.retry_budget_exhausted,
+                    "retry_overflow": cs.retry_overflow,
                 }
                 for name, cs in self.clusters.items()
             },
@@ -192,7 +215,12 @@ def summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
             "upstream_cx_active": cs["cx_active"],
             "upstream_cx_connect_fail": cs["connect_fail"],
             "upstream_rq_active": cs["rq_active"],
+            "upstream_rq_pending": cs.get("rq_pending", 0),
             "outlier_ejections": cs["ejections"],
+            "circuit_breaker_overflow": cs.get("overflow", 0),
+            "upstream_rq_retry": cs.get("retries", 0),
+            "retry_budget_exhausted": cs.get("retry_budget_exhausted", 0),
+            "retry_overflow": cs.get("retry_overflow", 0),
         }
         for name, cs in sorted(snapshot["clusters"].items())
     }
@@ -272,4 +300,24 @@ _CLUSTER_FAMILIES: Final = (
     ("gossamer_upstream_connect_failures_total", "connect_fail", "counter", "Connects failed."),
     ("gossamer_upstream_requests_active", "rq_active", "gauge", "Requests in flight upstream."),
     ("gossamer_outlier_ejections_total", "ejections", "counter", "Endpoints ejected."),
+    ("gossamer_upstream_requests_pending", "rq_pending", "gauge", "Requests awaiting a response."),
+    (
+        "gossamer_circuit_breaker_overflow_total",
+        "overflow",
+        "counter",
+        "Requests refused by a circuit breaker limit.",
+    ),
+    ("gossamer_retries_total", "retries", "counter", "Retries sent upstream."),
+    (
+        "gossamer_retry_budget_exhausted_total",
+        "retry_budget_exhausted",
+        "counter",
+        "Retries refused by the retry budget.",
+    ),
+    (
+        "gossamer_retry_overflow_total",
+        "retry_overflow",
+        "counter",
+        "Retries refused by the max_retries limit.",
+    ),
 )
