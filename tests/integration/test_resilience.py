@@ -437,3 +437,43 @@ spec:
     assert 1 <= int(r.headers["retry-after"]) <= 1
     assert r.headers["x-ratelimit-limit"].startswith("10")
     assert r.headers["x-ratelimit-remaining"] == "0"
+
+
+def test_active_health_checks_take_a_failing_replica_out_and_report_it(policies: Mesh) -> None:
+    mesh = policies
+    mesh.apply("""apiVersion: gossamer.io/v1alpha1
+kind: HealthCheckPolicy
+metadata: {name: echo-health}
+spec:
+  targetRef: {kind: Mesh}
+  to:
+  - targetRef: {kind: Service, name: echo}
+    default:
+      interval: 300ms
+      timeout: 200ms
+      unhealthyThreshold: 2
+      healthyThreshold: 1
+      http: {path: /healthz}""")
+    mesh.wait_config(mesh.client, lambda t: '"path":"/healthz"' in t, "the health check")
+    b = mesh.replicas["b"]
+    wait_for(lambda: b.stats()["requests"] > 0, 5, message="checks reaching b")
+    b.mode("fail")  # no client request goes to b: the checks alone find it out
+
+    def endpoints() -> dict[str, dict[str, Any]]:
+        out = mesh.cp.cli("get", "endpoints", "-o", "json", check=True).stdout
+        return {e["workload"]: e for e in json.loads(out) if e["service"] == "echo"}
+
+    wait_for(lambda: endpoints()["echo-b"]["health"] == "failing", 10, message="b reported")
+    # Every sidecar that may call echo checks it (front-1 too: the policy is mesh-wide).
+    assert endpoints()["echo-b"]["checks"]["client-1"] == "fail"
+    assert endpoints()["echo-a"]["health"] == "healthy"
+    table = mesh.cp.cli("get", "endpoints", check=True).stdout
+    assert "FAILING" in table and "failing for client-1" in table
+    assert {mesh.call("echo").json()["server"] for _ in range(30)} == {"a", "c"}
+    b.mode("ok")
+    wait_for(lambda: endpoints()["echo-b"]["health"] == "healthy", 10, message="b recovered")
+    wait_for(
+        lambda: "b" in {mesh.call("echo").json()["server"] for _ in range(6)},
+        5,
+        message="b back in rotation",
+    )

@@ -16,7 +16,13 @@ from gossamer.api.registry import KindInfo, UnknownKind, all_kinds, resolve
 from gossamer.cli.client import ApiError, CliError, resource_path
 from gossamer.cli.columns import columns_for
 from gossamer.cli.output import age, print_documents, print_table
-from gossamer.cli.proxies import PROXY_NAMES, describe_proxy, print_proxies
+from gossamer.cli.proxies import (
+    ENDPOINT_NAMES,
+    PROXY_NAMES,
+    describe_proxy,
+    print_endpoints,
+    print_proxies,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,12 +142,17 @@ def get(
 ) -> None:
     """List resources, or show some by name.
 
-    KIND is a kind, its plural or short name (svc, ts, tp, ...), `all`, or `proxies`
-    (the connected data plane: state, config versions ACKed, NACK errors).
+    KIND is a kind, its plural or short name (svc, ts, tp, ...), `all`, `proxies`
+    (the connected data plane: state, config versions ACKed, NACK errors) or `endpoints`
+    (every service endpoint and what the sidecars' active health checks report).
     """
     if kind.lower() in PROXY_NAMES:
         with options.client() as client:
             print_proxies(client.get("/api/v1/proxies"), output)
+        return
+    if kind.lower() in ENDPOINT_NAMES:
+        with options.client() as client:
+            print_endpoints(client.get("/api/v1/endpoints"), output)
         return
     infos = [k for k in all_kinds()] if kind == "all" else [_kind(kind)]
     docs: list[dict[str, Any]] = []

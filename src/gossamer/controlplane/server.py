@@ -17,6 +17,7 @@ import uvicorn
 from gossamer import __version__
 from gossamer.controlplane.auth import TokenAuthority, load_or_create_admin_token
 from gossamer.controlplane.controller import MeshController
+from gossamer.controlplane.health import HealthReports
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
 from gossamer.controlplane.http.proxies import proxy_routes
 from gossamer.controlplane.store import BaseStore, open_store
@@ -78,6 +79,8 @@ class ControlPlane:
         self.controller = MeshController(self.store, grace=cfg.workload_grace)
         self.xds = XdsServer(self.controller)
         self.controller.server = self.xds
+        health = HealthReports(self.controller)
+        self.xds.extra_handlers.append(health.grpc_handler())
         await self.controller.start()
         xds_port = await self.xds.start(cfg.xds_host, cfg.xds_port)
         self.xds_address = f"{cfg.xds_host}:{xds_port}"
@@ -85,7 +88,7 @@ class ControlPlane:
             store=self.store,
             tokens=tokens,
             read_access=cfg.read_access,
-            extra_routes=[proxy_routes(self.controller, self.xds)],
+            extra_routes=[proxy_routes(self.controller, self.xds), health.routes()],
         )
         app = create_app(ctx)
         sock = bind_tcp(cfg.api_host, cfg.api_port)

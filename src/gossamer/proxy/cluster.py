@@ -109,6 +109,7 @@ class ClusterRuntime:
     def housekeeping(self, now: float) -> None:
         if self.outlier.config is not None:
             OutlierDetector.sweep(self.balancer.endpoints, now)
+            self.stats.ejections += len(self.outlier.success_rate(self.balancer.endpoints, now))
         idle_limit = self.config.idle_timeout
         for state in self.endpoints.values():
             if state.pool is not None:

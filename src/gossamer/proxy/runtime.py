@@ -29,6 +29,7 @@ from gossamer.proxy.filters.ratelimit import TokenBucket
 from gossamer.proxy.filters.route import CompiledTable
 from gossamer.proxy.filters.stats import Stats
 from gossamer.proxy.io.clock import Ticker
+from gossamer.proxy.io.health import HealthCheckers
 from gossamer.proxy.io.http import Pool
 from gossamer.proxy.io.listener import ListenerHandle
 
@@ -64,6 +65,7 @@ class Runtime:
         self._tables: dict[int, tuple[m.RouteTable, CompiledTable]] = {}
         # A listener's token bucket keeps its tokens across config swaps that keep its limit.
         self._buckets: dict[str, TokenBucket] = {}
+        self.health = HealthCheckers(self.rng)
         self._lock = asyncio.Lock()
         self._started = False
 
@@ -80,6 +82,7 @@ class Runtime:
         async with self._lock:
             self.start()
             self._apply_clusters(config)
+            self.health.reconcile(self.clusters)
             await self._apply_listeners(config)
             self.config = config
             self.applied_at = time.time()
@@ -225,6 +228,7 @@ class Runtime:
             handle.abort_all()
         for cluster in self.clusters.values():
             cluster.retire()
+        await self.health.stop()
         self.ticker.stop()
 
     def _housekeeping(self, now: float) -> None:

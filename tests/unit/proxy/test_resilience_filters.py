@@ -9,6 +9,7 @@ import re
 import pytest
 
 from gossamer.proxy.config import model as m
+from gossamer.proxy.filters import health
 from gossamer.proxy.filters.balance import EndpointState
 from gossamer.proxy.filters.fault import FaultInjector
 from gossamer.proxy.filters.outlier import OutlierDetector
@@ -210,3 +211,63 @@ def test_outlier_success_resets_the_count_and_limits_hold() -> None:
 def test_methods_pattern_from_translation() -> None:
     p = policy("5xx", methods=re.compile("^(GET|PUT)$"))
     assert p.methods is not None and p.methods.fullmatch("GET") and not p.methods.fullmatch("POST")
+
+
+# --- active health checks ------------------------------------------------------------------
+
+
+def test_health_state_machine_thresholds() -> None:
+    cfg = m.HealthCheck(
+        "http", interval=1.0, timeout=0.5, healthy_threshold=2, unhealthy_threshold=3
+    )
+    ep = EndpointState("10.0.0.1", 80)
+    assert not health.record(ep, False, cfg) and not health.record(ep, False, cfg)
+    assert not health.record(ep, True, cfg)  # a pass resets the failure streak
+    assert [health.record(ep, False, cfg) for _ in range(3)] == [False, False, True]
+    assert not ep.available and ep.hc_failed
+    assert not health.record(ep, True, cfg) and not ep.available  # one pass: not yet
+    assert health.record(ep, True, cfg) and ep.available
+
+
+def test_health_and_ejection_both_hold_an_endpoint_out() -> None:
+    cfg = m.HealthCheck("tcp", interval=1.0, timeout=0.5, unhealthy_threshold=1)
+    ep = EndpointState("10.0.0.1", 80)
+    ep.ejected_until = 10.0
+    ep.refresh()
+    health.record(ep, False, cfg)
+    OutlierDetector.sweep([ep], 11.0)  # the ejection ends, the check still fails
+    assert not ep.available
+    health.record(ep, True, cfg)
+    assert ep.available
+
+
+def test_health_check_encodings() -> None:
+    assert health.grpc_request("") == b""
+    assert health.grpc_request("api.v1") == b"\n\x06api.v1"
+    assert health.grpc_request("x" * 200)[:3] == b"\n\xc8\x01"
+    assert health.grpc_serving(b"\x08\x01") and not health.grpc_serving(b"\x08\x02")
+    cfg = m.HealthCheck("http", 1.0, 0.5, expected_statuses=((200, 201), (204, 205)))
+    assert health.http_ok(cfg, 204) and not health.http_ok(cfg, 202)
+
+
+def test_success_rate_ejects_the_statistical_outlier() -> None:
+    cfg = m.OutlierDetection(
+        interval=10.0,
+        consecutive_5xx=None,
+        max_ejection_percent=50.0,
+        success_rate_minimum_hosts=3,
+        success_rate_request_volume=20,
+        success_rate_stdev_factor=1.0,
+    )
+    eps = [EndpointState(f"10.0.0.{i}", 80) for i in range(1, 5)]
+    od = OutlierDetector(cfg)
+    for i, ep in enumerate(eps):
+        for n in range(100):  # 99%, 99%, 99% and 60% success
+            od.record(ep, 500 if (n < 40 if i == 3 else n == 0) else 200, 0.0, eps)
+    assert od.success_rate(eps, 0.0) == [eps[3]] and not eps[3].available
+    assert od.success_rate(eps, 5.0) == []  # once per interval
+    # Too few endpoints with enough volume: nothing is judged.
+    for ep in eps[:2]:
+        for _ in range(30):
+            od.record(ep, 500, 11.0, eps)
+    assert od.success_rate(eps, 11.0) == []

@@ -128,6 +128,8 @@ class XdsServer:
         self._closing: set[asyncio.Task[None]] = set()
         self._server: grpc.aio.Server | None = None
         self._port: int | None = None
+        # Other services on the xDS port (e.g. health reports), added before start().
+        self.extra_handlers: list[grpc.GenericRpcHandler] = []
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -141,7 +143,7 @@ class XdsServer:
         if self._server is not None:
             raise RuntimeError("the xDS server is already started")
         server = grpc.aio.server(options=self._options)
-        server.add_generic_rpc_handlers((self._handlers(),))
+        server.add_generic_rpc_handlers((self._handlers(), *self.extra_handlers))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if server_credentials is None:
             bound = server.add_insecure_port(address)

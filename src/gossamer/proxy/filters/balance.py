@@ -45,11 +45,16 @@ class EndpointState:
         "ejections",
         "ewma",
         "ewma_at",
+        "hc_failed",
+        "hc_failures",
+        "hc_successes",
         "healthy",
         "key",
         "labels",
         "pool",
         "port",
+        "sr_success",
+        "sr_total",
         "weight",
         "workload",
         "zone",
@@ -72,6 +77,11 @@ class EndpointState:
         self.ejections = 0
         self.consecutive_5xx = 0
         self.consecutive_gateway = 0
+        self.hc_failed = False  # active health checking says down (filters/health.py)
+        self.hc_failures = 0
+        self.hc_successes = 0
+        self.sr_total = 0  # results in the current success-rate interval
+        self.sr_success = 0
         self.pool: Any = None  # the IO layer's connection pool for this endpoint
 
     @classmethod
@@ -84,10 +94,14 @@ class EndpointState:
         """Take the config's view of this endpoint; runtime state is kept."""
         self.weight = max(1, ep.weight)
         self.healthy = ep.healthy
-        self.available = ep.healthy and self.ejected_until == 0.0
+        self.refresh()
         self.labels = ep.labels
         self.workload = ep.workload
         self.zone = ep.zone
+
+    def refresh(self) -> None:
+        """Recompute `available` from EDS health, ejection and active health checks."""
+        self.available = self.healthy and self.ejected_until == 0.0 and not self.hc_failed
 
     def observe_rtt(self, rtt: float, now: float) -> None:
         """Feed one latency sample into the peak-sensitive EWMA."""
