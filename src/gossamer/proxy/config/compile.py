@@ -710,6 +710,19 @@ def _outlier(od: Any) -> m.OutlierDetection:
     )
 
 
+_METHODS = {
+    1: "GET",
+    2: "HEAD",
+    3: "POST",
+    4: "PUT",
+    5: "DELETE",
+    6: "CONNECT",
+    7: "OPTIONS",
+    8: "TRACE",
+    9: "PATCH",
+}
+
+
 def _health_check(hc: Any, kind: str, name: str) -> m.HealthCheck:
     which = hc.WhichOneof("health_checker")
     interval = seconds(hc.interval, 10.0) or 10.0
@@ -729,6 +742,8 @@ def _health_check(hc: Any, kind: str, name: str) -> m.HealthCheck:
             jitter,
             path=h.path or "/",
             host=h.host,
+            method=_METHODS.get(h.method, "GET"),
+            headers=tuple((o.header.key, o.header.value) for o in h.request_headers_to_add),
             expected_statuses=statuses,
         )
     if which == "tcp_health_check":

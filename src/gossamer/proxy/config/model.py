@@ -280,6 +280,8 @@ class HealthCheck:
     interval_jitter: float = 0.0
     path: str = "/"
     host: str = ""
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
     expected_statuses: tuple[tuple[int, int], ...] = ((200, 400),)  # [start, end)
     send: bytes = b""
     receive: bytes = b""

@@ -292,7 +292,7 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
         }
     ),
     "envoy.config.core.v3.HealthCheck.HttpHealthCheck": frozenset(
-        {"host", "path", "expected_statuses"}
+        {"host", "path", "expected_statuses", "method", "request_headers_to_add"}
     ),
     "envoy.type.v3.Int64Range": frozenset({"start", "end"}),
     "envoy.config.core.v3.HealthCheck.TcpHealthCheck": frozenset({"send", "receive"}),

@@ -38,9 +38,11 @@ async def probe(cfg: m.HealthCheck, address: str, port: int) -> bool:
             try:
                 if cfg.kind == "http":
                     host = cfg.host or f"{address}:{port}"
+                    extra = "".join(f"{k}: {v}\r\n" for k, v in cfg.headers)
                     writer.write(
-                        f"GET {cfg.path} HTTP/1.1\r\nHost: {host}\r\n"
-                        "User-Agent: gossamer-health-check\r\nConnection: close\r\n\r\n".encode()
+                        f"{cfg.method} {cfg.path} HTTP/1.1\r\nHost: {host}\r\n{extra}"
+                        "User-Agent: gossamer-health-check\r\nContent-Length: 0\r\n"
+                        "Connection: close\r\n\r\n".encode()
                     )
                     line = await reader.readline()
                     parts = line.split(b" ", 2)
@@ -54,12 +56,12 @@ async def probe(cfg: m.HealthCheck, address: str, port: int) -> bool:
                 if not cfg.receive:
                     return True
                 data = b""
-                while cfg.receive not in data:
+                while len(data) < len(cfg.receive):  # the answer must start with it
                     chunk = await reader.read(4096)
                     if not chunk:
                         return False
                     data += chunk
-                return True
+                return data.startswith(cfg.receive)
             finally:
                 writer.close()
     except (OSError, TimeoutError, ValueError):

@@ -106,3 +106,24 @@ def test_inbound_filters_reach_the_sidecar() -> None:
     assert isinstance(listener.handler, m.HttpConnectionManager)
     rl = listener.handler.filters[0].config
     assert rl == m.LocalRateLimitConfig(10, 10, 1.0, 429, (("x-limited-by", "gossamer"),), True)
+
+
+def test_health_checks_reach_the_sidecar() -> None:
+    compiled = _compiled(HERE / "healthcheckpolicy/testdata/http-tcp-grpc.input.yaml")
+    web = compiled["client-1"]["web.default:80"]
+    assert isinstance(web, m.Cluster) and web.health_check is not None
+    hc = web.health_check
+    assert (hc.kind, hc.path, hc.method, hc.headers) == (
+        "http",
+        "/healthz",
+        "HEAD",
+        (("x-probe", "1"),),
+    )
+    assert (hc.interval, hc.timeout, hc.healthy_threshold, hc.unhealthy_threshold) == (2, 0.5, 2, 3)
+    assert hc.expected_statuses == ((200, 201), (204, 205))
+    api = compiled["client-1"]["api.default:8080"]
+    assert isinstance(api, m.Cluster) and api.health_check is not None
+    assert (api.health_check.send, api.health_check.receive) == (b"ping", b"pong")
+    api = compiled["web-1"]["api.default:8080"]
+    assert isinstance(api, m.Cluster) and api.health_check is not None
+    assert (api.health_check.kind, api.health_check.grpc_service) == ("grpc", "api.v1.Api")

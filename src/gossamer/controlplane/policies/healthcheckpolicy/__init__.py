@@ -8,7 +8,7 @@ endpoints`. TCP payloads are hex text, as in Envoy.
 from __future__ import annotations
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import health_check_pb2
+from envoy.config.core.v3 import base_pb2, health_check_pb2
 from envoy.type.v3 import range_pb2
 
 from gossamer.api.kinds.policies import HealthCheckConf
@@ -28,6 +28,11 @@ def health_check(conf: HealthCheckConf) -> health_check_pb2.HealthCheck:
     if conf.http is not None:
         http = hc.http_health_check
         http.path = conf.http.path
+        if conf.http.method != "GET":
+            http.method = base_pb2.RequestMethod.Value(conf.http.method)
+        http.request_headers_to_add.extend(
+            e.header_options([(h.name, h.value) for h in conf.http.headers or ()], append=False)
+        )
         for status in conf.http.expected_statuses or ():
             http.expected_statuses.append(range_pb2.Int64Range(start=status, end=status + 1))
     elif conf.tcp is not None:
