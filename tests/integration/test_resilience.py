@@ -477,3 +477,56 @@ spec:
         5,
         message="b back in rotation",
     )
+
+
+def test_locality_prefers_the_callers_zone_and_fails_over_in_order(policies: Mesh) -> None:
+    mesh = policies
+    docs = []
+    for name, zone in (("a", "a"), ("b", "b"), ("c", "c")):
+        docs.append(f"""apiVersion: gossamer.io/v1alpha1
+kind: Workload
+metadata:
+  name: zoned-{name}
+  labels: {{app: zoned}}
+spec: {{zone: {zone}, ports: [{{port: 80, targetPort: {mesh.replicas[name].port}}}]}}""")
+    docs.append("""apiVersion: gossamer.io/v1alpha1
+kind: LoadBalancerPolicy
+metadata: {name: zoned-locality}
+spec:
+  to:
+  - targetRef: {kind: Service, name: zoned}
+    default:
+      localityAware:
+        failover: [{toZones: [c]}]
+---
+apiVersion: gossamer.io/v1alpha1
+kind: HealthCheckPolicy
+metadata: {name: zoned-health}
+spec:
+  to:
+  - targetRef: {kind: Service, name: zoned}
+    default: {interval: 300ms, timeout: 200ms, unhealthyThreshold: 1, http: {path: /}}""")
+    mesh.apply("\n---\n".join(docs))
+    port = free_port()
+    client = Sidecar(
+        mesh.workdir,
+        None,
+        *("--xds", mesh.cp.xds, "--id", "zoned-client", "--service", "zclient"),
+        *("--zone", "a", "--http-proxy-port", str(port)),
+        name="zoned-client",
+    ).start()
+    try:
+        mesh.wait_config(client, lambda t: '"zone_order":["a","c"]' in t, "the zone order")
+
+        def servers(n: int = 12) -> set[str]:
+            return {get(port, "http://zoned/", host="zoned").json()["server"] for _ in range(n)}
+
+        wait_for(lambda: servers() == {"a"}, 10, message="only the caller's zone")
+        mesh.replicas["a"].mode("fail")
+        wait_for(lambda: servers() == {"c"}, 10, message="failover to zone c first")
+        mesh.replicas["c"].mode("fail")
+        wait_for(lambda: servers() == {"b"}, 10, message="then to the other zones")
+        mesh.replicas["a"].mode("ok")
+        wait_for(lambda: servers() == {"a"}, 10, message="back to the caller's zone")
+    finally:
+        client.stop()

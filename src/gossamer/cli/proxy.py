@@ -54,6 +54,13 @@ def _default_workers() -> int:
     "--label", "labels", multiple=True, metavar="K=V", help="Workload label (repeatable)."
 )
 @click.option(
+    "--zone",
+    default="",
+    metavar="ZONE",
+    help="The workload's zone: callers prefer endpoints in their own zone "
+    "(LoadBalancerPolicy localityAware).",
+)
+@click.option(
     "--address",
     default="127.0.0.1",
     show_default=True,
@@ -152,6 +159,7 @@ def run(
     namespace: str,
     service: str | None,
     labels: tuple[str, ...],
+    zone: str,
     address: str,
     inbound: tuple[str, ...],
     http_proxy_port: int | None,
@@ -219,6 +227,7 @@ def run(
         http_proxy_port=http_proxy_port,
         outbound=outbound_ports,
         gateway=gateway or "",
+        zone=zone,
     )
     sidecar = SidecarOptions(
         node=node,

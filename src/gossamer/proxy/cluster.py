@@ -126,4 +126,9 @@ class ClusterRuntime:
 
 
 def _same_lb(a: m.Cluster, b: m.Cluster) -> bool:
-    return (a.lb_policy, a.choice_count, a.ring_size) == (b.lb_policy, b.choice_count, b.ring_size)
+    return (a.lb_policy, a.choice_count, a.ring_size, a.zone_order) == (
+        b.lb_policy,
+        b.choice_count,
+        b.ring_size,
+        b.zone_order,
+    )

@@ -271,3 +271,29 @@ def test_success_rate_ejects_the_statistical_outlier() -> None:
         for _ in range(30):
             od.record(ep, 500, 11.0, eps)
     assert od.success_rate(eps, 11.0) == []
+
+
+# --- locality -------------------------------------------------------------------------------
+
+
+def test_locality_prefers_own_zone_then_failover_order_then_the_rest() -> None:
+    from gossamer.proxy.filters.balance import make_balancer
+
+    cluster = m.Cluster("web", "eds", zone_order=("a", "c"))
+    eps = []
+    for i, zone in enumerate(["a", "a", "b", "c", ""]):
+        ep = EndpointState(f"10.0.0.{i}", 80)
+        ep.zone = zone
+        eps.append(ep)
+    balancer = make_balancer(cluster, eps, random.Random(3))
+    assert {balancer.pick().zone for _ in range(20)} == {"a"}  # type: ignore[union-attr]
+    picks = [balancer.pick() for _ in range(4)]
+    assert {p.address for p in picks if p} == {"10.0.0.0", "10.0.0.1"}  # both of zone a
+    for ep in eps[:2]:
+        ep.available = False
+    assert {balancer.pick().zone for _ in range(10)} == {"c"}  # type: ignore[union-attr]
+    eps[3].available = False
+    assert {balancer.pick().zone for _ in range(20)} == {"b", ""}  # type: ignore[union-attr]
+    for ep in eps:
+        ep.available = False
+    assert balancer.pick() is None

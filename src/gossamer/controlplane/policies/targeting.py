@@ -69,9 +69,11 @@ def selects(policy: Policy, node: ProxyNode) -> bool:
 
 @dataclass(frozen=True)
 class PolicySet:
-    """The policies of the resilience kinds that select one group of proxies."""
+    """The policies of the resilience kinds that select one group of proxies, and the
+    group's zone when it matters (a LoadBalancerPolicy prefers the caller's zone)."""
 
     policies: tuple[Policy, ...] = ()
+    zone: str | None = None
 
     def of(self, kind: type[Policy]) -> list[Policy]:
         found = [p for p in self.policies if isinstance(p, kind)]
@@ -135,13 +137,19 @@ def policy_sets(
     return PolicySet(tuple(mesh)), tuple(other)
 
 
-def variant(node: ProxyNode, others: Iterable[Policy]) -> tuple[str, ...]:
-    """Names of the non-mesh-wide policies selecting the node ((): the mesh-wide set)."""
-    return tuple(sorted(_key(p) for p in others if selects(p, node)))
+ZONE_MARK = "zone="
+
+
+def variant(node: ProxyNode, others: Iterable[Policy], zoned: bool = False) -> tuple[str, ...]:
+    """Names of the non-mesh-wide policies selecting the node ((): the mesh-wide set),
+    plus the node's zone when `zoned` (load balancer policies exist)."""
+    names = tuple(sorted(_key(p) for p in others if selects(p, node)))
+    return (*names, ZONE_MARK + node.zone) if zoned else names
 
 
 def with_variant(mesh: PolicySet, others: Iterable[Policy], names: tuple[str, ...]) -> PolicySet:
     if not names:
         return mesh
+    zone = next((n[len(ZONE_MARK) :] for n in names if n.startswith(ZONE_MARK)), None)
     chosen = set(names)
-    return PolicySet((*mesh.policies, *(p for p in others if _key(p) in chosen)))
+    return PolicySet((*mesh.policies, *(p for p in others if _key(p) in chosen)), zone)

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from gossamer.api.kinds.policies import (
     FaultInjectionConf,
     FaultInjectionPolicy,
+    LoadBalancerPolicy,
     Policy,
     RateLimitConf,
     RateLimitPolicy,
@@ -162,7 +163,12 @@ class MeshTranslator:
         return self._route_tables[key]
 
     def _variant(self, node: ProxyNode) -> tuple[str, ...]:
-        return variant(node, self._outbound_policies[1])
+        return variant(node, self._outbound_policies[1], self._zoned)
+
+    @cached_property
+    def _zoned(self) -> bool:
+        """Outbound clusters depend on the caller's zone (locality-aware balancing)."""
+        return bool(self.snapshot.of(LoadBalancerPolicy))
 
     # --- per proxy --------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ class ProxyNode:
     outbound_http_port: int | None = None
     outbound: tuple[OutboundPort, ...] = ()
     gateway: str = ""
+    zone: str = ""
     # Names a proxyless gRPC client asked for in LDS (its targets: "greeter", "greeter:50051").
     requested_listeners: frozenset[str] = frozenset()
 
@@ -82,6 +83,7 @@ class ProxyNode:
                 for p in g.get("outbound") or []
             ),
             gateway=str(g.get("gateway") or ""),
+            zone=str(g.get("zone") or ""),
         )
 
     def with_requested(self, names: frozenset[str]) -> ProxyNode:

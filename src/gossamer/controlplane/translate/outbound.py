@@ -85,6 +85,7 @@ class ClusterConfs:
     health: HealthCheckConf | None = None
     lb: LoadBalancerConf | None = None
     timeout: TimeoutConf | None = None
+    zone: str | None = None  # the caller's, for locality-aware balancing
 
     @classmethod
     def of(cls, backend: Backend, policies: PolicySet) -> ClusterConfs:
@@ -96,13 +97,16 @@ class ClusterConfs:
             policies.to_conf(HealthCheckPolicy, HealthCheckConf, *dest),
             policies.to_conf(LoadBalancerPolicy, LoadBalancerConf, *dest),
             policies.to_conf(TimeoutPolicy, TimeoutConf, *dest),
+            policies.zone,
         )
 
     def fingerprint(self) -> tuple[str, ...]:
-        return tuple(
+        confs = tuple(
             c.model_dump_json() if c is not None else ""
             for c in (self.breaker, self.health, self.lb, self.timeout)
         )
+        zone = self.zone if self.lb is not None and self.zone is not None else "*"
+        return (*confs, zone)
 
 
 NO_CONFS = ClusterConfs()
@@ -151,7 +155,7 @@ def cluster_for(
     if confs.health is not None:
         healthcheckpolicy.apply(cluster, confs.health)
     if confs.lb is not None:
-        loadbalancerpolicy.apply_cluster(cluster, confs.lb)
+        loadbalancerpolicy.apply_cluster(cluster, confs.lb, confs.zone)
     return cluster
 
 

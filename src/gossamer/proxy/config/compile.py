@@ -681,8 +681,24 @@ def compile_cluster(c: Any) -> m.Cluster:
         outlier=outlier,
         health_check=health,
         idle_timeout=seconds(c.common_http_protocol_options.idle_timeout, 60.0) or 60.0,
+        zone_order=_zone_order(meta.pop("zone_order", None), kind, name),
         metadata=dict(meta),
     )
+
+
+def _zone_order(text: str | None, kind: str, name: str) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    import json
+
+    try:
+        zones = json.loads(text)
+    except ValueError:
+        zones = None
+    if not isinstance(zones, list) or not all(isinstance(z, str) for z in zones):
+        path = 'metadata.filter_metadata["gossamer"].zone_order'
+        raise ConfigError(kind, name, path, "must be a JSON list of zone names")
+    return tuple(zones)
 
 
 def _outlier(od: Any) -> m.OutlierDetection:

@@ -315,6 +315,8 @@ class Cluster:
     outlier: OutlierDetection | None = None
     health_check: HealthCheck | None = None
     idle_timeout: float = 60.0  # pooled upstream connection idle limit
+    # Locality-aware balancing: zones to try in order (then all others); None: off.
+    zone_order: tuple[str, ...] | None = None
     per_connection_buffer: int = 1 << 20
     # Destination labels for metrics: service, namespace, ...
     metadata: Mapping[str, str] = field(default_factory=dict)

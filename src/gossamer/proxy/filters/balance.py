@@ -379,10 +379,46 @@ class Maglev:
                 return ep
 
 
+class LocalityBalancer:
+    """Zone preference with failover: one balancer per tier of zones (the caller's zone,
+    then its failover zones, then every other zone); the first tier with an available
+    endpoint picks."""
+
+    __slots__ = ("endpoints", "tiers")
+
+    def __init__(self, endpoints: Sequence[EndpointState], tiers: Sequence[Balancer]) -> None:
+        self.endpoints = tuple(endpoints)
+        self.tiers = tuple(tiers)
+
+    def pick(self, hash_key: int | None = None) -> EndpointState | None:
+        for tier in self.tiers:
+            ep = tier.pick(hash_key)
+            if ep is not None:
+                return ep
+        return None
+
+
 def make_balancer(
     cluster: m.Cluster, endpoints: Sequence[EndpointState], rng: Rng, clock: Clock = time.monotonic
 ) -> Balancer:
     """The balancer a cluster's policy asks for, over these endpoint states."""
+    if cluster.zone_order is not None:
+        tiers: list[Balancer] = []
+        rest = list(endpoints)
+        for zone in cluster.zone_order:
+            mine = [ep for ep in rest if ep.zone == zone]
+            rest = [ep for ep in rest if ep.zone != zone]
+            if mine:
+                tiers.append(_make(cluster, mine, rng, clock))
+        if rest:
+            tiers.append(_make(cluster, rest, rng, clock))
+        return LocalityBalancer(endpoints, tiers)
+    return _make(cluster, endpoints, rng, clock)
+
+
+def _make(
+    cluster: m.Cluster, endpoints: Sequence[EndpointState], rng: Rng, clock: Clock
+) -> Balancer:
     policy = cluster.lb_policy
     if policy == "round_robin":
         return RoundRobin(endpoints, rng)

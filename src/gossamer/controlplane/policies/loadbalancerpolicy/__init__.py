@@ -1,9 +1,16 @@
 """LoadBalancerPolicy → the cluster's `lb_policy` (+ its options) and the routes'
 `hash_policy` for RingHash and Maglev. PeakEWMA has no Envoy equivalent: it is carried
 as `metadata.filter_metadata["gossamer"].lb`, which the sidecar honours.
+
+Locality: EDS groups endpoints by zone for every caller alike, so the caller's own
+preference travels in its variant of the cluster, as `metadata.filter_metadata
+["gossamer"].zone_order` (JSON list): its zone, then the failover zones of the first
+rule that applies to it. The sidecar tries those zones in order, then all the others.
 """
 
 from __future__ import annotations
+
+import json
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_components_pb2
@@ -20,8 +27,22 @@ _POLICIES = {
 }
 
 
-def apply_cluster(cluster: cluster_pb2.Cluster, conf: LoadBalancerConf) -> None:
+def zone_order(conf: LoadBalancerConf, zone: str) -> list[str]:
+    order = [zone]
+    for rule in conf.locality_aware.failover or ():
+        if rule.from_zones is None or zone in rule.from_zones:
+            order += [z for z in rule.to_zones if z not in order]
+            break
+    return order
+
+
+def apply_cluster(
+    cluster: cluster_pb2.Cluster, conf: LoadBalancerConf, zone: str | None = None
+) -> None:
     cluster.lb_policy = _POLICIES[conf.algorithm]
+    if conf.locality_aware.enabled and zone is not None:
+        order = json.dumps(zone_order(conf, zone))
+        cluster.metadata.filter_metadata["gossamer"].update({"zone_order": order})
     if conf.algorithm == "PeakEWMA":
         cluster.metadata.filter_metadata["gossamer"].update({"lb": "peak_ewma"})
     if conf.least_request is not None:
