@@ -9,6 +9,7 @@ CLI, waits until the sidecar's config carries them, and removes them at the end.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import socket
@@ -24,7 +25,7 @@ import httpx
 import pytest
 
 from tests.support.processes import ControlPlane, Process
-from tests.support.proxy import Sidecar, free_port, get, read_response
+from tests.support.proxy import Sidecar, free_port, get, read_response, request
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -530,3 +531,69 @@ spec:
         wait_for(lambda: servers() == {"a"}, 10, message="back to the caller's zone")
     finally:
         client.stop()
+
+
+def _post(port: int, host: str, body: bytes, chunked: bool = False) -> Any:
+    head = f"POST http://{host}/upload HTTP/1.1\r\nHost: {host}\r\n"
+    if chunked:
+        half = len(body) // 2
+        parts = [body[:half], body[half:]]
+        data = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+        raw = (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + data
+    else:
+        raw = (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return request(port, raw)
+
+
+def test_retries_replay_request_bodies_within_the_limit(policies: Mesh) -> None:
+    mesh = policies
+    broken = mesh.replicas["broken"]
+    mesh.apply("""apiVersion: gossamer.io/v1alpha1
+kind: RetryPolicy
+metadata: {name: broken-writes}
+spec:
+  to:
+  - targetRef: {kind: Service, name: broken}
+    default:
+      numRetries: 2
+      retryOn: [5xx]
+      retryNonIdempotent: true
+      maxBodyBytes: 4096
+      backoff: {baseInterval: 1ms}""")
+    mesh.wait_config(mesh.client, lambda t: '"max_body_bytes":4096' in t, "the retry policy")
+    broken.mode("flaky")  # every other request answers 503: each first try fails
+    body = bytes(range(256)) * 12  # 3,072 bytes
+    digest = hashlib.sha256(body).hexdigest()
+    for chunked in (False, True):
+        r = _post(mesh.http_proxy, "broken", body, chunked)
+        assert r.status == 200, (chunked, r.status, r.body)
+        assert r.json()["body"] == digest and r.json()["attempt"] == "2"
+    # Over maxBodyBytes: not kept for replay, so the failed try is the answer.
+    r = _post(mesh.http_proxy, "broken", body * 2)
+    assert r.status == 503
+
+
+def test_per_try_timeout_retries_a_stalled_try(policies: Mesh) -> None:
+    mesh = policies
+    stall = mesh.replicas["stall"]
+    stall.mode("stall")
+    mesh.apply("""apiVersion: gossamer.io/v1alpha1
+kind: RetryPolicy
+metadata: {name: stall-tries}
+spec:
+  to:
+  - targetRef: {kind: Service, name: stall}
+    default:
+      numRetries: 2
+      perTryTimeout: 300ms
+      retryOn: [gateway-error]
+      backoff: {baseInterval: 1ms}""")
+    mesh.wait_config(mesh.client, lambda t: '"per_try_timeout":0.3' in t, "the per-try timeout")
+    before = stall.stats()["requests"]
+    started = time.monotonic()
+    r = mesh.call("stall")
+    took = time.monotonic() - started
+    assert r.status == 504 and r.headers["x-gossamer-flags"] == "UT"
+    assert r.body == b"upstream per-try timeout\n"
+    assert 0.9 <= took < 1.5, took  # three tries of 0.3 s (+ one timer tick each)
+    assert stall.stats()["requests"] - before == 3

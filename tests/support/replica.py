@@ -2,8 +2,9 @@
 
     python -m tests.support.replica --port P --name N [--mode ok|fail|stall]
 
-Modes: ok answers 200 with {"server": N, "attempt": x-gossamer-attempt or null}; fail
-answers 500; stall reads the request and never answers. Control requests (not counted):
+Modes: ok answers 200 with {"server": N, "attempt": x-gossamer-attempt or null, "body":
+sha256 of the request body}; fail answers 500; flaky answers 503 to every other request
+(the first, third, ...); stall reads the request and never answers. Control requests (not counted):
 GET /__mode/<mode> switches the mode; GET /__stats answers {"requests": n, "modes": {...}}
 with the requests received per mode.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 from collections import Counter
 
@@ -34,9 +36,17 @@ class Replica:
                     if ":" in line:
                         k, _, v = line.partition(":")
                         headers[k.strip().lower()] = v.strip()
+                body = b""
+                if headers.get("transfer-encoding", "").lower() == "chunked":
+                    while True:
+                        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                        chunk = await reader.readexactly(size + 2)
+                        if size == 0:
+                            break
+                        body += chunk[:-2]
                 length = int(headers.get("content-length", "0") or 0)
                 if length:
-                    await reader.readexactly(length)
+                    body = await reader.readexactly(length)
                 if target.startswith("/__mode/"):
                     self.mode = target.rsplit("/", 1)[1]
                     await self._answer(writer, 200, {"mode": self.mode})
@@ -55,7 +65,11 @@ class Replica:
                 if self.mode == "stall":
                     await asyncio.Event().wait()  # never answers (until the client leaves)
                 status = 500 if self.mode == "fail" else 200
-                await self._answer(writer, status, {"server": self.name, "attempt": attempt})
+                if self.mode == "flaky" and sum(self.requests.values()) % 2:
+                    status = 503
+                digest = hashlib.sha256(body).hexdigest()
+                answer = {"server": self.name, "attempt": attempt, "body": digest}
+                await self._answer(writer, status, answer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
@@ -75,7 +89,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--mode", default="ok", choices=["ok", "fail", "stall"])
+    parser.add_argument("--mode", default="ok", choices=["ok", "fail", "flaky", "stall"])
     args = parser.parse_args()
     replica = Replica(args.name, args.mode)
     server = await asyncio.start_server(replica.serve, "127.0.0.1", args.port, backlog=1024)
