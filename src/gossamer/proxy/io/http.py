@@ -558,11 +558,13 @@ class HttpDownstream(asyncio.Protocol):
     async def _open(self, cluster: ClusterRuntime, ep: EndpointState, seq: int) -> None:
         up = await open_upstream(cluster, ep)
         if up is None:
-            if self.seq == seq and self.state == ACTIVE:
+            if self.seq == seq and self.state == ACTIVE and self.endpoint is ep:
                 self._connect_failed(cluster, ep)
             return
-        if self.seq != seq or self.state != ACTIVE:
-            ep.pool.release(up)  # the client moved on: keep the connection warm
+        if self.seq != seq or self.state != ACTIVE or self.endpoint is not ep or self.upstream:
+            # The client moved on, or this try ended (per-try timeout) or is served by
+            # another connection: keep this one warm for the next request.
+            ep.pool.release(up)
             return
         self._attach(up)
         if self.up_out:
