@@ -597,3 +597,38 @@ spec:
     assert r.body == b"upstream per-try timeout\n"
     assert 0.9 <= took < 1.5, took  # three tries of 0.3 s (+ one timer tick each)
     assert stall.stats()["requests"] - before == 3
+
+
+def test_tcp_connection_rate_limit(policies: Mesh) -> None:
+    mesh = policies
+    listen = free_port()
+    sidecar = Sidecar(
+        mesh.workdir,
+        None,
+        *("--xds", mesh.cp.xds, "--id", "tcpfront-1", "--service", "tcpfront"),
+        *("--inbound", f"80:{mesh.replicas['front'].port}:{listen}:tcp"),
+        name="tcpfront",
+    ).start()
+    try:
+        mesh.apply("""apiVersion: gossamer.io/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: tcpfront-limit}
+spec:
+  targetRef: {kind: Service, name: tcpfront}
+  from:
+  - targetRef: {kind: Mesh}
+    default:
+      local:
+        tcp: {connections: 5, interval: 10s}""")
+        mesh.wait_config(sidecar, lambda t: '"connection_limit":{"max_tokens":5' in t, "the limit")
+        outcomes = []
+        for _ in range(8):  # one request per connection, within one 10 s period
+            try:
+                outcomes.append(get(listen, "/").status)
+            except (OSError, ValueError):
+                outcomes.append(0)  # closed without an answer
+        assert outcomes == [200] * 5 + [0] * 3, outcomes
+        flags = sidecar.stats()["listeners"]["inbound:" + str(listen)]["response_flags"]
+        assert flags.get("RL") == 3
+    finally:
+        sidecar.stop()

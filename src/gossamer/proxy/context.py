@@ -79,6 +79,7 @@ class TcpContext:
     __slots__ = (
         "cluster_names",
         "clusters",
+        "connection_limit",
         "cumulative",
         "idle_timeout",
         "listener",
@@ -94,9 +95,11 @@ class TcpContext:
         clusters: Mapping[str, ClusterRuntime],
         stats: ListenerStats,
         rng: random.Random,
+        connection_limit: TokenBucket | None = None,
     ) -> None:
         proxy = listener.handler
         assert isinstance(proxy, m.TcpProxy)
+        self.connection_limit = connection_limit
         self.listener = listener
         self.name = listener.name
         self.clusters = clusters

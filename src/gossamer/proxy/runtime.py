@@ -119,7 +119,8 @@ class Runtime:
         stats = self.stats.listener(listener.name)
         handler = listener.handler
         if isinstance(handler, m.TcpProxy):
-            return TcpContext(listener, self.clusters, stats, self.rng)
+            limit = self._bucket_for(listener.name, listener.connection_limit)
+            return TcpContext(listener, self.clusters, stats, self.rng, limit)
         table = handler.route_table
         if table is None and handler.route_config_name is not None:
             table = config.routes.get(handler.route_config_name)
@@ -137,6 +138,9 @@ class Runtime:
         config = next(
             (f.config for f in hcm.filters if isinstance(f.config, m.LocalRateLimitConfig)), None
         )
+        return self._bucket_for(name, config)
+
+    def _bucket_for(self, name: str, config: m.LocalRateLimitConfig | None) -> TokenBucket | None:
         bucket = self._buckets.get(name)
         if config is None:
             self._buckets.pop(name, None)

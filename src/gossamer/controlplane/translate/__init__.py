@@ -295,7 +295,7 @@ class MeshTranslator:
             )
         else:
             # gRPC and HTTP/2 are carried at L4 until the sidecar speaks HTTP/2.
-            out[e.LISTENER][name] = e.listener(
+            lst = e.listener(
                 name,
                 node.address,
                 port.inbound_port,
@@ -303,6 +303,13 @@ class MeshTranslator:
                 e.tcp_proxy(name, [(cluster, 1)]),
                 "envoy.filters.network.tcp_proxy",
             )
+            confs = self._inbound_confs(node)
+            tcp = confs.rate_limit.local.tcp if confs.rate_limit is not None else None
+            if port.protocol == "tcp" and tcp is not None:
+                limit = ratelimitpolicy.network_filter(name, tcp)
+                if limit is not None:
+                    lst.filter_chains[0].filters.insert(0, limit)
+            out[e.LISTENER][name] = lst
 
     def _explicit_outbound(self, node: ProxyNode, port: OutboundPort, out: Resources) -> None:
         name = f"outbound:{port.service}:{port.port}"

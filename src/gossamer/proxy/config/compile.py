@@ -543,13 +543,21 @@ def compile_listener(lst: Any) -> m.Listener:
     elif len(chains) > 2:
         raise ConfigError(kind, name, "filter_chains", "at most two filter chains are supported")
     chain = chains[0]
-    if len(chain.filters) != 1:
-        raise ConfigError(
-            kind, name, "filter_chains[0].filters", "exactly one network filter is supported"
-        )
-    flt = chain.filters[0]
+    if not chain.filters:
+        raise ConfigError(kind, name, "filter_chains[0].filters", "a network filter is required")
+    *before, flt = chain.filters
+    connection_limit = None
+    for i, pre in enumerate(before):
+        where = f"filter_chains[0].filters[{i}]"
+        if pre.typed_config.type_url.rsplit("/", 1)[-1] != NETWORK_RATE_LIMIT:
+            reason = "only a local rate limit may come before the last network filter"
+            raise ConfigError(kind, name, where, reason)
+        connection_limit = _network_rate_limit(unpack_any(pre.typed_config), kind, name, where)
     type_name = flt.typed_config.type_url.rsplit("/", 1)[-1]
-    path = "filter_chains[0].filters[0]"
+    path = f"filter_chains[0].filters[{len(before)}]"
+    if connection_limit is not None and type_name != TCP_PROXY:
+        reason = "a connection rate limit is only supported before tcp_proxy"
+        raise ConfigError(kind, name, "filter_chains[0].filters[0]", reason)
     handler: m.HttpConnectionManager | m.TcpProxy
     if type_name == HCM:
         handler = _hcm(unpack_any(flt.typed_config), kind, name, path, direction)
@@ -564,7 +572,20 @@ def compile_listener(lst: Any) -> m.Listener:
             tls = m.DownstreamTls(
                 tls.certificate_secret, tls.trust_secret, tls.verify_san_uris, tls.alpn, True
             )
-    return m.Listener(name, sa.address, sa.port_value, direction, handler, tls)
+    return m.Listener(name, sa.address, sa.port_value, direction, handler, tls, connection_limit)
+
+
+NETWORK_RATE_LIMIT = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"
+
+
+def _network_rate_limit(config: Any, kind: str, name: str, path: str) -> m.LocalRateLimitConfig:
+    tb = config.token_bucket
+    interval = seconds(tb.fill_interval, 0.0) or 0.0
+    if tb.max_tokens < 1 or interval <= 0:
+        reason = "max_tokens >= 1 and fill_interval > 0 are required"
+        raise ConfigError(kind, name, f"{path}.token_bucket", reason)
+    fill = tb.tokens_per_fill.value if tb.HasField("tokens_per_fill") else 1
+    return m.LocalRateLimitConfig(tb.max_tokens, fill, interval)
 
 
 _FRACTION_DENOMINATORS = {0: 100, 1: 10_000, 2: 1_000_000}

@@ -401,6 +401,8 @@ class Listener:
     direction: Literal["inbound", "outbound"]
     handler: HttpConnectionManager | TcpProxy
     tls: DownstreamTls | None = None
+    # envoy.filters.network.local_ratelimit: new connections per interval (TCP proxy).
+    connection_limit: LocalRateLimitConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,9 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
             "enable_x_ratelimit_headers",
         }
     ),
+    "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit": frozenset(
+        {"stat_prefix", "token_bucket"}
+    ),
     "envoy.type.v3.TokenBucket": frozenset({"max_tokens", "tokens_per_fill", "fill_interval"}),
     "envoy.config.core.v3.RuntimeFractionalPercent": frozenset({"default_value"}),
     "envoy.type.v3.HttpStatus": frozenset({"code"}),
@@ -321,6 +324,7 @@ KNOWN_TYPED_CONFIGS: frozenset[str] = frozenset(
         "envoy.extensions.filters.http.router.v3.Router",
         "envoy.extensions.filters.http.fault.v3.HTTPFault",
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
         "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
         "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
     }
@@ -415,6 +419,7 @@ def _import_typed_configs() -> None:
     import envoy.extensions.filters.http.router.v3.router_pb2
     import envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2
     import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2
+    import envoy.extensions.filters.network.local_ratelimit.v3.local_rate_limit_pb2
     import envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2
     import envoy.extensions.transport_sockets.raw_buffer.v3.raw_buffer_pb2
     import envoy.extensions.transport_sockets.tls.v3.secret_pb2
@@ -458,6 +463,8 @@ def markdown() -> str:
         "- A listener may have two filter chains only as a `tls` / `raw_buffer` pair",
         "  (`filter_chain_match.transport_protocol`): permissive mTLS.",
         "- The last HTTP filter must be the router; `codec_type` AUTO or HTTP1.",
+        "- A filter chain has one terminal network filter (HTTP connection manager or TCP",
+        "  proxy), optionally preceded by a network local rate limit (TCP listeners).",
         "- `RouteAction.timeout` defaults to 15 s as in Envoy; 0 disables it.",
         "",
     ]

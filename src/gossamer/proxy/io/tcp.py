@@ -65,6 +65,11 @@ class TcpDownstream(asyncio.Protocol):
         handle.stats.cx_active += 1
         self.started = time.monotonic()
         ctx = self.ctx
+        limit = ctx.connection_limit
+        if limit is not None and not limit.take(self.started):
+            ctx.stats.flag("RL")  # over the connection rate limit: closed at once
+            self.transport.abort()
+            return
         name = ctx.pick_cluster()
         cluster = ctx.clusters.get(name)
         if cluster is None:

@@ -127,3 +127,10 @@ def test_health_checks_reach_the_sidecar() -> None:
     api = compiled["web-1"]["api.default:8080"]
     assert isinstance(api, m.Cluster) and api.health_check is not None
     assert (api.health_check.kind, api.health_check.grpc_service) == ("grpc", "api.v1.Api")
+
+
+def test_connection_limit_reaches_the_sidecar() -> None:
+    compiled = _compiled(HERE / "ratelimitpolicy/testdata/tcp-connections.input.yaml")
+    listener = compiled["db-1"]["inbound:25432"]
+    assert isinstance(listener, m.Listener) and isinstance(listener.handler, m.TcpProxy)
+    assert listener.connection_limit == m.LocalRateLimitConfig(5, 5, 1.0)

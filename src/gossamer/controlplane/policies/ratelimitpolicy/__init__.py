@@ -7,17 +7,22 @@ configured status (429) with `x-ratelimit-*` headers (draft 03) and `retry-after
 from __future__ import annotations
 
 from envoy.config.core.v3 import base_pb2
+from envoy.config.listener.v3 import listener_components_pb2
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2 as lrl_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.filters.network.local_ratelimit.v3 import (
+    local_rate_limit_pb2 as net_lrl_pb2,
+)
 from envoy.type.v3 import http_status_pb2, percent_pb2, token_bucket_pb2
 
-from gossamer.api.kinds.policies import HttpLocalRateLimit
+from gossamer.api.kinds.policies import HttpLocalRateLimit, TcpLocalRateLimit
 from gossamer.controlplane.translate import envoy as e
 
 FILTER_NAME = "envoy.filters.http.local_ratelimit"
+NETWORK_FILTER_NAME = "envoy.filters.network.local_ratelimit"
 _ALL = base_pb2.RuntimeFractionalPercent(
     default_value=percent_pb2.FractionalPercent(
         numerator=100, denominator=percent_pb2.FractionalPercent.HUNDRED
@@ -49,6 +54,24 @@ def local_rate_limit(stat_prefix: str, conf: HttpLocalRateLimit) -> lrl_pb2.Loca
                 e.header_options([(h.name, h.value) for h in on.headers.add or ()], append=True)
             )
     return out
+
+
+def network_filter(
+    stat_prefix: str, conf: TcpLocalRateLimit
+) -> listener_components_pb2.Filter | None:
+    """`local.tcp` on a TCP inbound listener: new connections per interval."""
+    if conf.disabled:
+        return None
+    connections = conf.connections or 1
+    limit = net_lrl_pb2.LocalRateLimit(
+        stat_prefix=stat_prefix,
+        token_bucket=token_bucket_pb2.TokenBucket(
+            max_tokens=connections,
+            tokens_per_fill=e.u32(connections),
+            fill_interval=e.duration(conf.interval_seconds() or 1.0),
+        ),
+    )
+    return listener_components_pb2.Filter(name=NETWORK_FILTER_NAME, typed_config=e.pack(limit))
 
 
 def http_filter(stat_prefix: str, conf: HttpLocalRateLimit) -> hcm_pb2.HttpFilter | None:
