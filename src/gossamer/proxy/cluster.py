@@ -99,7 +99,20 @@ class ClusterRuntime:
         self.max_retries = breaker.max_retries
 
     def pick(self, hash_key: int | None = None) -> EndpointState | None:
-        return self.balancer.pick(hash_key)
+        ep = self.balancer.pick(hash_key)
+        if ep is None and self.config.health_check is not None:
+            return self._panic()
+        return ep
+
+    def _panic(self) -> EndpointState | None:
+        """Every endpoint fails its active checks (a wrong check path, or the checker's
+        own network): spread over the ones EDS says are up rather than refuse every call
+        (Envoy's panic mode, at its extreme)."""
+        up = [ep for ep in self.endpoints.values() if ep.healthy and ep.hc_failed]
+        if not up or any(ep.available for ep in self.endpoints.values()):
+            return None
+        self.stats.panic += 1
+        return up[self._rng.randrange(len(up))]
 
     def record(self, ep: EndpointState, status: int, now: float) -> None:
         """One result for outlier detection (only called when it is configured)."""

@@ -297,3 +297,26 @@ def test_locality_prefers_own_zone_then_failover_order_then_the_rest() -> None:
     for ep in eps:
         ep.available = False
     assert balancer.pick() is None
+
+
+def test_panic_when_every_endpoint_fails_its_checks() -> None:
+    from gossamer.proxy.cluster import ClusterRuntime
+    from gossamer.proxy.filters.stats import ClusterStats
+
+    hc = m.HealthCheck("http", 1.0, 0.5, unhealthy_threshold=1)
+    endpoints = (m.Endpoint("10.0.0.1", 80), m.Endpoint("10.0.0.2", 80))
+    cluster = ClusterRuntime(
+        m.Cluster("web", "eds", endpoints=endpoints, health_check=hc),
+        ClusterStats(),
+        lambda ep, c: None,
+        random.Random(1),
+    )
+    first, second = cluster.endpoints.values()
+    health.record(first, False, hc)
+    assert {cluster.pick() for _ in range(10)} == {second}  # the healthy one only
+    health.record(second, False, hc)
+    assert {cluster.pick() for _ in range(40)} == {first, second}  # panic: spread
+    assert cluster.stats.panic == 40
+    first.ejected_until = 5.0  # ejection is not a health check failure: still a candidate
+    first.refresh()
+    assert cluster.pick() in (first, second)

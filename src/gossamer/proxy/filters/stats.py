@@ -85,6 +85,7 @@ class ClusterStats:
         "cx_total",
         "ejections",
         "overflow",
+        "panic",
         "retries",
         "retry_active",
         "retry_budget_exhausted",
@@ -101,6 +102,7 @@ class ClusterStats:
         self.rq_pending = 0  # sent (or being sent), no response head yet
         self.ejections = 0
         self.overflow = 0  # requests refused by a circuit breaker limit
+        self.panic = 0  # picks made in panic (every endpoint failing its health checks)
         self.retries = 0
         self.retry_active = 0  # retries waiting (backoff) or in flight
         self.retry_budget_exhausted = 0  # retries the budget refused
@@ -159,6 +161,7 @@ class Stats:
                     "rq_pending": cs.rq_pending,
                     "ejections": cs.ejections,
                     "overflow": cs.overflow,
+                    "panic": cs.panic,
                     "retries": cs.retries,
                     "retry_budget_exhausted": cs.retry_budget_exhausted,
                     "retry_overflow": cs.retry_overflow,
@@ -218,6 +221,7 @@ def summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
             "upstream_rq_pending": cs.get("rq_pending", 0),
             "outlier_ejections": cs["ejections"],
             "circuit_breaker_overflow": cs.get("overflow", 0),
+            "lb_healthy_panic": cs.get("panic", 0),
             "upstream_rq_retry": cs.get("retries", 0),
             "retry_budget_exhausted": cs.get("retry_budget_exhausted", 0),
             "retry_overflow": cs.get("retry_overflow", 0),
@@ -308,6 +312,12 @@ _CLUSTER_FAMILIES: Final = (
         "Requests refused by a circuit breaker limit.",
     ),
     ("gossamer_retries_total", "retries", "counter", "Retries sent upstream."),
+    (
+        "gossamer_lb_healthy_panic_total",
+        "panic",
+        "counter",
+        "Picks among endpoints all failing their health checks.",
+    ),
     (
         "gossamer_retry_budget_exhausted_total",
         "retry_budget_exhausted",
