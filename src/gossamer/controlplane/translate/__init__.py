@@ -196,7 +196,12 @@ class MeshTranslator:
 
     def _gateway(self, node: ProxyNode, out: Resources) -> None:
         gw = translate_gateway(
-            self.snapshot, self.routing, node.namespace, node.gateway, node.address
+            self.snapshot,
+            self.routing,
+            node.namespace,
+            node.gateway,
+            node.address,
+            self._policies(self._variant(node)),
         )
         out[e.LISTENER].update(gw.listeners)
         out[e.ROUTE].update(gw.routes)

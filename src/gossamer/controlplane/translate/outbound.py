@@ -213,7 +213,9 @@ def _redirect(r: Redirect, match: HttpMatch) -> route_components_pb2.RedirectAct
 
 @dataclass(frozen=True)
 class Destination:
-    """The service port a virtual host's routes call, and the policies of the caller."""
+    """The service port a virtual host's routes call, and the policies of the caller. An
+    empty service (a gateway's virtual hosts) means: each rule's own backend, when it has
+    exactly one; rules splitting over several get only Mesh and route entries."""
 
     namespace: str
     service: str
@@ -226,6 +228,9 @@ def _route_policies(route: route_components_pb2.Route, rule: HttpRule, dest: Des
     if not policies.policies:
         return
     where = (dest.namespace, dest.service, dest.port, rule.source)
+    if not dest.service and len(rule.backends) == 1:
+        b = rule.backends[0]
+        where = (b.namespace, b.name, b.port, rule.source)
     timeout = policies.to_conf(TimeoutPolicy, TimeoutConf, *where)
     if timeout is not None:
         timeoutpolicy.apply_route(route, timeout, rule.timeout)
