@@ -300,15 +300,18 @@ class MeshTranslator:
             )
         else:
             # gRPC and HTTP/2 are carried at L4 until the sidecar speaks HTTP/2.
+            confs = self._inbound_confs(node)
+            proxy = e.tcp_proxy(name, [(cluster, 1)])
+            if confs.timeout is not None:
+                timeoutpolicy.apply_tcp(proxy, confs.timeout)
             lst = e.listener(
                 name,
                 node.address,
                 port.inbound_port,
                 e.INBOUND,
-                e.tcp_proxy(name, [(cluster, 1)]),
+                proxy,
                 "envoy.filters.network.tcp_proxy",
             )
-            confs = self._inbound_confs(node)
             tcp = confs.rate_limit.local.tcp if confs.rate_limit is not None else None
             if port.protocol == "tcp" and tcp is not None:
                 limit = ratelimitpolicy.network_filter(name, tcp)
@@ -321,12 +324,19 @@ class MeshTranslator:
         svc = self.snapshot.registry.resolve(port.service, node.namespace)
         pr = self.routing.ports.get((svc.namespace, svc.name, port.port)) if svc else None
         if pr is not None and pr.port.protocol in L4_PROTOCOLS | {"grpc", "http2"}:
+            proxy = e.tcp_proxy(name, [(b.cluster, b.weight) for b in pr.tcp])
+            policies = self._policies(self._variant(node))
+            if policies.policies:
+                dest = (pr.service.namespace, pr.service.name, pr.port.port)
+                timeout = policies.to_conf(TimeoutPolicy, TimeoutConf, *dest)
+                if timeout is not None:
+                    timeoutpolicy.apply_tcp(proxy, timeout)
             out[e.LISTENER][name] = e.listener(
                 name,
                 "127.0.0.1",
                 port.listen_port,
                 e.OUTBOUND,
-                e.tcp_proxy(name, [(b.cluster, b.weight) for b in pr.tcp]),
+                proxy,
                 "envoy.filters.network.tcp_proxy",
             )
             return

@@ -134,3 +134,12 @@ def test_connection_limit_reaches_the_sidecar() -> None:
     listener = compiled["db-1"]["inbound:25432"]
     assert isinstance(listener, m.Listener) and isinstance(listener.handler, m.TcpProxy)
     assert listener.connection_limit == m.LocalRateLimitConfig(5, 5, 1.0)
+
+
+def test_tcp_idle_timeouts_reach_the_sidecar() -> None:
+    compiled = _compiled(HERE / "timeoutpolicy/testdata/tcp.input.yaml")
+    out = compiled["client-1"]["outbound:db:5432"]
+    inbound = compiled["db-1"]["inbound:25432"]
+    assert isinstance(out, m.Listener) and isinstance(out.handler, m.TcpProxy)
+    assert isinstance(inbound, m.Listener) and isinstance(inbound.handler, m.TcpProxy)
+    assert (out.handler.idle_timeout, inbound.handler.idle_timeout) == (30.0, 120.0)

@@ -16,6 +16,7 @@ from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from gossamer.api.kinds.policies import TimeoutConf
 from gossamer.controlplane.translate import envoy as e
@@ -38,6 +39,11 @@ def apply_cluster(cluster: cluster_pb2.Cluster, conf: TimeoutConf) -> None:
     if connect:  # Envoy requires a positive connect timeout
         cluster.connect_timeout.CopyFrom(e.duration(connect))
     cluster.common_http_protocol_options.idle_timeout.CopyFrom(_d(conf.seconds("idle_timeout")))
+
+
+def apply_tcp(proxy: tcp_proxy_pb2.TcpProxy, conf: TimeoutConf) -> None:
+    """A TCP port (either side): only idleTimeout applies to the relayed connection."""
+    proxy.idle_timeout.CopyFrom(_d(conf.seconds("idle_timeout")))
 
 
 def apply_inbound(
