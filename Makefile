@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench deps clean
+.PHONY: demo test lint typecheck bench bench-profile deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,22 @@ demo: $(STAMP)
 test: $(STAMP)
 	scripts/install-debian-deps.sh test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The data-path suite against HAProxy and nginx (~11 min on 2 cores): docs/benchmarks.md,
+# docs/img/bench-*.png and docs/img/bench-results.json. Not part of `make test`.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	scripts/install-debian-deps.sh bench
+	$(BIN)/python -m benchmarks.suite $(ARGS)
+
+# py-spy of both sidecars under wrk load: docs/img/profile-*.svg and profile-top.txt (~1 min).
+bench-profile: $(BENCH_STAMP)
+	scripts/install-debian-deps.sh bench
+	$(BIN)/python -m benchmarks.suite.profile $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

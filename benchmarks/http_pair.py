@@ -12,7 +12,10 @@ proxies of a pair on core 1, wrk and the upstream on core 0.
     .venv/bin/python benchmarks/http_pair.py --rounds 1 --duration 5 --no-pin --workers 2
     .venv/bin/python benchmarks/http_pair.py --only gossamer --profile /tmp/prof
 
-Needs wrk, nginx, haproxy and taskset (scripts/install-debian-deps.sh). Stdlib only.
+Needs wrk, nginx, haproxy and taskset (scripts/install-debian-deps.sh). Shares its
+upstream, peers and gossamer pair (static --config, no control plane) with the full suite,
+`python -m benchmarks.suite`, which adds a real control plane, TLS, more workloads,
+latency and the report in docs/benchmarks.md.
 Reports req/s (median of rounds), the ratio to each peer, CPU seconds per 1,000 requests
 (utime+stime of the proxy processes during the run) and RSS (VmRSS after the run, VmHWM)
 of each proxy process.
@@ -22,409 +25,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-HCM = (
-    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
-    ".HttpConnectionManager"
-)
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-TICKS = os.sysconf("SC_CLK_TCK")
+if __package__ in (None, ""):  # run as a script: make `benchmarks.suite` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port} after {timeout}s")
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def memory(pid: int) -> tuple[float, float]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            values[line.split(":")[0]] = int(line.split()[1]) / 1024
-    return values["VmRSS"], values["VmHWM"]
-
-
-@dataclass
-class Topology:
-    name: str
-    port: int
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def pids(self) -> list[int]:
-        pids = []
-        for p in self.procs:
-            pids.append(p.pid)
-            pids += children(p.pid)
-        return pids
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-
-
-def pin(core: str | None) -> list[str]:
-    return ["taskset", "-c", core] if core else []
-
-
-# --- the upstream and the peers ----------------------------------------------------------
-
-
-def nginx_conf(work: Path, name: str, body: str) -> Path:
-    (work / name).mkdir(exist_ok=True)
-    conf = work / name / "nginx.conf"
-    conf.write_text(
-        f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {work / name / "nginx.pid"};
-error_log {work / name / "error.log"} warn;
-events {{ worker_connections 4096; }}
-{body}
-"""
-    )
-    return conf
-
-
-def start_nginx(conf: Path, core: str | None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*pin(core), "nginx", "-p", str(conf.parent), "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-HTTP_COMMON = """
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-"""
-
-
-def upstream(work: Path, core: str | None) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    body = (
-        "http {"
-        + HTTP_COMMON.format(d=work / "upstream")
-        + f'  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "hello\\n"; }} }}\n}}'
-    )
-    proc = start_nginx(nginx_conf(work, "upstream", body), core)
-    wait_port(port)
-    return proc, port
-
-
-def nginx_pair(work: Path, up: int, core: str | None) -> Topology:
-    a, b = free_port(), free_port()
-    topo = Topology("nginx", a)
-    for name, listen, target in (("nginx-b", b, up), ("nginx-a", a, b)):
-        body = (
-            "http {"
-            + HTTP_COMMON.format(d=work / name)
-            + f"""  upstream up {{ server 127.0.0.1:{target}; keepalive 64;
-    keepalive_requests 1000000; }}
-  server {{ listen 127.0.0.1:{listen};
-    location / {{ proxy_pass http://up; proxy_http_version 1.1;
-      proxy_set_header Connection ""; }} }}
-}}"""
-        )
-        topo.procs.append(start_nginx(nginx_conf(work, name, body), core))
-        wait_port(listen)
-    return topo
-
-
-def haproxy_pair(work: Path, up: int, core: str | None) -> Topology:
-    a, b = free_port(), free_port()
-    topo = Topology("haproxy", a)
-    for name, listen, target in (("haproxy-b", b, up), ("haproxy-a", a, b)):
-        cfg = work / f"{name}.cfg"
-        cfg.write_text(
-            f"""global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 300s
-  timeout server 300s
-  timeout http-keep-alive 300s
-frontend f
-  bind 127.0.0.1:{listen}
-  default_backend b
-backend b
-  server s1 127.0.0.1:{target}
-"""
-        )
-        topo.procs.append(
-            subprocess.Popen(
-                [*pin(core), "haproxy", "-f", str(cfg), "-db"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        wait_port(listen)
-    return topo
-
-
-# --- the gossamer pair ------------------------------------------------------------------
-
-
-def sidecar_config(name: str, listen: int, target: int, direction: str) -> dict[str, Any]:
-    hcm = {
-        "@type": HCM,
-        "stat_prefix": name,
-        "http_filters": [{"name": "router", "typed_config": {"@type": ROUTER}}],
-        "route_config": {
-            "name": name,
-            "virtual_hosts": [
-                {
-                    "name": "all",
-                    "domains": ["*"],
-                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "next"}}],
-                }
-            ],
-        },
-    }
-    return {
-        "listeners": [
-            {
-                "name": name,
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen}},
-                "traffic_direction": direction,
-                "filter_chains": [{"filters": [{"name": "hcm", "typed_config": hcm}]}],
-            }
-        ],
-        "clusters": [
-            {
-                "name": "next",
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": {
-                    "cluster_name": "next",
-                    "endpoints": [
-                        {
-                            "lb_endpoints": [
-                                {
-                                    "endpoint": {
-                                        "address": {
-                                            "socket_address": {
-                                                "address": "127.0.0.1",
-                                                "port_value": target,
-                                            }
-                                        }
-                                    }
-                                }
-                            ]
-                        }
-                    ],
-                },
-            }
-        ],
-    }
-
-
-def gossamer_pair(
-    work: Path, up: int, core: str | None, workers: int, env: dict[str, str]
-) -> Topology:
-    a, b = free_port(), free_port()
-    topo = Topology("gossamer", a)
-    for name, listen, target, direction in (
-        ("inbound", b, up, "INBOUND"),
-        ("outbound", a, b, "OUTBOUND"),
-    ):
-        path = work / f"gossamer-{name}.json"
-        path.write_text(json.dumps(sidecar_config(name, listen, target, direction)))
-        ready = work / f"gossamer-{name}.ready"
-        log = open(work / f"gossamer-{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        topo.procs.append(
-            subprocess.Popen(
-                [
-                    *pin(core),
-                    sys.executable,
-                    "-m",
-                    "gossamer",
-                    "proxy",
-                    "run",
-                    "--config",
-                    str(path),
-                    "--admin-port",
-                    "0",
-                    "--ready-file",
-                    str(ready),
-                    "--workers",
-                    str(workers),
-                    "--log-level",
-                    "warning",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **env},
-            )
-        )
-        wait_port(listen)
-        admin = json.loads(ready.read_text())["admin"]
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"http://{admin}/ready", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-    return topo
-
-
-# --- the floor: a bare uvloop + httptools relay (no routing, no checks, no stats) -------
-
-
-def bare_relay(listen: int, target: int) -> None:
-    """Relays whole requests and responses as read; one upstream connection per client."""
-    import asyncio
-
-    import httptools
-    import uvloop
-
-    class Up(asyncio.Protocol):
-        def __init__(self, down: Down) -> None:
-            self.down = down
-            self.parser = httptools.HttpResponseParser(self)
-            self.buf: list[bytes] = []
-
-        def connection_made(self, transport: Any) -> None:
-            self.transport = transport
-
-        def data_received(self, data: bytes) -> None:
-            self.buf.append(data)
-            self.parser.feed_data(data)
-
-        def on_message_complete(self) -> None:
-            if not self.down.transport.is_closing():
-                self.down.transport.write(b"".join(self.buf))
-            self.buf.clear()
-
-    class Down(asyncio.Protocol):
-        def connection_made(self, transport: Any) -> None:
-            self.transport = transport
-            self.parser = httptools.HttpRequestParser(self)
-            self.up: Up | None = None
-            self.pending: list[bytes] = []
-            self.buf: list[bytes] = []
-            asyncio.get_running_loop().create_task(self.connect())
-
-        async def connect(self) -> None:
-            loop = asyncio.get_running_loop()
-            _, self.up = await loop.create_connection(lambda: Up(self), "127.0.0.1", target)
-            if self.pending:
-                self.up.transport.write(b"".join(self.pending))
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self.up is not None:
-                self.up.transport.close()
-
-        def data_received(self, data: bytes) -> None:
-            self.buf.append(data)
-            self.parser.feed_data(data)
-
-        def on_message_complete(self) -> None:
-            data = b"".join(self.buf)
-            self.buf.clear()
-            if self.up is not None:
-                self.up.transport.write(data)
-            else:
-                self.pending.append(data)
-
-    async def serve() -> None:
-        server = await asyncio.get_running_loop().create_server(Down, "127.0.0.1", listen)
-        await server.serve_forever()
-
-    uvloop.run(serve())
-
-
-def bare_pair(up: int, core: str | None) -> Topology:
-    a, b = free_port(), free_port()
-    topo = Topology("bare", a)
-    for listen, target in ((b, up), (a, b)):
-        topo.procs.append(
-            subprocess.Popen(
-                [*pin(core), sys.executable, __file__, "--bare-relay", str(listen), str(target)]
-            )
-        )
-        wait_port(listen)
-    return topo
-
-
-# --- load -------------------------------------------------------------------------------
-
-
-def wrk(port: int, duration: float, connections: int, core: str | None) -> tuple[float, str]:
-    out = subprocess.run(
-        [
-            *pin(core),
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{int(duration)}s",
-            f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=duration + 30,
-    ).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if match is None:
-        raise RuntimeError(f"wrk gave no result:\n{out}")
-    errors = re.search(r"Socket errors:.*|Non-2xx.*", out)
-    return float(match.group(1)), errors.group(0) if errors else ""
+from benchmarks.suite.load import wrk
+from benchmarks.suite.mesh import static_pair
+from benchmarks.suite.peers import bare_pair, haproxy_pair, nginx_pair, upstream
+from benchmarks.suite.procs import Topology, cpu_seconds, memory, switches
 
 
 @dataclass
@@ -433,15 +48,6 @@ class Sample:
     cpu_per_1000: float
     errors: str
     switches_per_request: float = 0.0
-
-
-def switches(pid: int) -> int:
-    """Context switches (voluntary + involuntary) of a process so far."""
-    total = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-            total += int(line.split()[1])
-    return total
 
 
 def measure(topo: Topology, args: argparse.Namespace) -> Sample:
@@ -470,15 +76,11 @@ def main() -> int:
     parser.add_argument(
         "--with-bare", action="store_true", help="also the bare uvloop+httptools relay pair"
     )
-    parser.add_argument("--bare-relay", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--profile", metavar="DIR", help="run py-spy (if installed) on the outbound sidecar"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args()
-    if args.bare_relay:
-        bare_relay(*args.bare_relay)
-        return 0
     for tool in ("wrk", "nginx", "haproxy", "taskset"):
         if shutil.which(tool) is None:
             print(f"{tool} is missing: run scripts/install-debian-deps.sh", file=sys.stderr)
@@ -494,7 +96,7 @@ def main() -> int:
         topologies: dict[str, Topology] = {}
         try:
             if "gossamer" in names:
-                topologies["gossamer"] = gossamer_pair(work, up_port, proxy_core, args.workers, {})
+                topologies["gossamer"] = static_pair(work, up_port, proxy_core, args.workers)
             if "haproxy" in names:
                 topologies["haproxy"] = haproxy_pair(work, up_port, proxy_core)
             if "nginx" in names:
@@ -542,7 +144,7 @@ def start_profiler(
         print("py-spy not found (pip install py-spy); no profile", file=sys.stderr)
         return None
     directory.mkdir(parents=True, exist_ok=True)
-    outbound = topo.procs[-1].pid
+    outbound = topo.proxies["a"]
     return subprocess.Popen(
         [
             spy,

@@ -224,6 +224,10 @@ def run(proxies: int, services: int, endpoints: int, client_procs: int) -> dict[
             ):
                 raise RuntimeError("not every client received the change")
             cpu1, rss1, hwm = _proc_stat(cp.pid)
+            # Steady state: what the control plane holds once the push's buffers are freed
+            # (it trims its heap every few seconds when RSS grew).
+            time.sleep(12)
+            _, rss_settled, _ = _proc_stat(cp.pid)
             delays = sorted(logs[k][before[k]][1] - changed_at for k in logs)
             stop.set()
             for w in workers:
@@ -241,6 +245,7 @@ def run(proxies: int, services: int, endpoints: int, client_procs: int) -> dict[
                 "cp_cpu_seconds_for_change": round(cpu1 - cpu0, 2),
                 "cp_rss_loaded_mib": round(rss_loaded / 1024, 1),
                 "cp_rss_mib": round(rss1 / 1024, 1),
+                "cp_rss_settled_mib": round(rss_settled / 1024, 1),
                 "cp_peak_rss_mib": round(hwm / 1024, 1),
             }
         finally:

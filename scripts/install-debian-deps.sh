@@ -6,9 +6,9 @@ set -euo pipefail
 profile="${1:-test}"
 case "$profile" in
   test) packages=(curl nginx-light wrk) ;;
-  bench) packages=(curl nginx-light haproxy wrk nghttp2-client) ;;
+  bench) packages=(curl nginx-light libnginx-mod-stream haproxy wrk nghttp2-client util-linux) ;;
   browser) packages=(chromium chromium-driver) ;;
-  all) packages=(curl nginx-light haproxy wrk nghttp2-client prometheus chromium chromium-driver iproute2 iptables tshark) ;;
+  all) packages=(curl nginx-light libnginx-mod-stream haproxy wrk nghttp2-client prometheus chromium chromium-driver iproute2 iptables tshark) ;;
   *) echo "unknown profile: $profile" >&2; exit 2 ;;
 esac
 

@@ -46,7 +46,7 @@ def _demo(scenario: str, tag: str, *extra: str) -> subprocess.Popen[str]:
 
 @pytest.mark.parametrize(
     ("scenario", "steps"),
-    [("canary", 4), ("tcp-echo", 3)],
+    [("canary", 4), ("tcp-echo", 3), ("bookstore", 5)],
 )
 def test_demo_runs_every_step_and_cleans_up(scenario: str, steps: int) -> None:
     tag = uuid.uuid4().hex
@@ -57,6 +57,10 @@ def test_demo_runs_every_step_and_cleans_up(scenario: str, steps: int) -> None:
     for i in range(1, steps + 1):
         assert f"step {i}: " in out
     assert "observed" in out and "errors 0" in out
+    if scenario == "bookstore":
+        # bookthief's denials counted by bookstore-v1's sidecar, in the steps that say so.
+        assert out.count("counted: bookstore-v1's sidecar denied bookthief") == 2
+        assert "counted: bookstore-v1's sidecar denied bookthief 0 times" not in out
     assert _tagged_processes(tag) == []
 
 

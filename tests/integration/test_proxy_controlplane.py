@@ -77,6 +77,7 @@ class Mesh:
             "--inbound",
             f"5000:{app.port}:{free_port()}",
             name=name,
+            env=self.cp.env(),  # finds the admin token: mints a data-plane token
         ).start()
         self.sidecars[name] = sidecar
         return sidecar
@@ -121,6 +122,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             "--workers",
             "2",
             name="magnanimo",
+            env=cp.env(),  # finds the admin token: mints a data-plane token
         ).start()
         wait_for(lambda: set(m.servers(20)) == {"v1", "v2"}, 20, message="traffic to both versions")
         yield m
@@ -143,7 +145,11 @@ def test_sidecar_gets_its_config_and_traffic_flows(mesh: Mesh) -> None:
     assert r.status == 200 and r.json()["target"] == "/abs"
     assert get(mesh.http_proxy, "/host", host="benigno.default:5000").status == 200
     assert get(mesh.outbound, "/explicit", host="anything").status == 200
-    assert get(mesh.http_proxy, "/", host="nobody:80").status == 404
+    # A host outside the mesh: egress is REGISTRY_ONLY by default.
+    blocked = get(mesh.http_proxy, "/", host="nobody:80")
+    assert (
+        blocked.status == 502 and blocked.headers["x-gossamer-egress"] == "blocked host=nobody:80"
+    )
     # Two hops: the inbound sidecar saw the outbound sidecar as its client.
     headers = dict(r.json()["headers"])
     assert headers["x-forwarded-for"] == "127.0.0.1, 127.0.0.1"
@@ -283,6 +289,7 @@ def test_state_of_the_world_sidecar_follows_the_same_changes(mesh: Mesh) -> None
         "--http-proxy-port",
         str(port),
         name="magnanimo-sotw",
+        env=mesh.cp.env(),
     ).start()
 
     def servers() -> set[str]:

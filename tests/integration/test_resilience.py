@@ -122,7 +122,14 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     try:
         for name in ("a", "b", "c", "stall", "broken", "front"):
             replicas[name] = Replica(name, free_port(), workdir).start()
-        docs = "".join(workload(f"echo-{n}", "echo", replicas[n].port) for n in ("a", "b", "c"))
+        # PERMISSIVE: the tests call the front sidecar's inbound port in plaintext.
+        docs = """apiVersion: gossamer.io/v1alpha1
+kind: Mesh
+metadata: {name: default}
+spec: {mtls: {mode: PERMISSIVE}}
+---
+"""
+        docs += "".join(workload(f"echo-{n}", "echo", replicas[n].port) for n in ("a", "b", "c"))
         docs += workload("stall-1", "stall", replicas["stall"].port)
         docs += workload("broken-1", "broken", replicas["broken"].port)
         cp.cli("apply", "-f", "-", input=docs.rstrip("-\n"), check=True)
@@ -139,6 +146,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             "--http-proxy-port",
             str(http_proxy),
             name="client",
+            env=cp.env(),  # finds the admin token: mints a data-plane token
         ).start()
         sidecars.append(client)
         front_port = free_port()
@@ -154,6 +162,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             "--inbound",
             f"80:{replicas['front'].port}:{front_port}",
             name="front",
+            env=cp.env(),
         ).start()
         sidecars.append(front)
         m = Mesh(cp, workdir, replicas, client, http_proxy, front, front_port)
@@ -515,6 +524,7 @@ spec:
         *("--xds", mesh.cp.xds, "--id", "zoned-client", "--service", "zclient"),
         *("--zone", "a", "--http-proxy-port", str(port)),
         name="zoned-client",
+        env=mesh.cp.env(),
     ).start()
     try:
         mesh.wait_config(client, lambda t: '"zone_order":["a","c"]' in t, "the zone order")
@@ -608,6 +618,7 @@ def test_tcp_connection_rate_limit(policies: Mesh) -> None:
         *("--xds", mesh.cp.xds, "--id", "tcpfront-1", "--service", "tcpfront"),
         *("--inbound", f"80:{mesh.replicas['front'].port}:{listen}:tcp"),
         name="tcpfront",
+        env=mesh.cp.env(),
     ).start()
     try:
         mesh.apply("""apiVersion: gossamer.io/v1alpha1

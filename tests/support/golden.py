@@ -73,7 +73,7 @@ def translate_case(path: Path, only: tuple[str, ...] = ()) -> tuple[str, Resourc
     for node in nodes:
         last = translator.for_proxy(node)
         rendered[node.id] = render(last, only)
-    problems = list(translator.routing.problems)
+    problems = translator.problems
     doc: dict[str, Any] = {"proxies": rendered}
     if problems:
         doc["problems"] = problems

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -123,7 +124,9 @@ class ControlPlane:
             info: dict[str, Any] = json.loads(discovery.read_text())
             if info.get("pid") != process.pid:
                 return None
-            httpx.get(info["api"] + "/healthz", timeout=1).raise_for_status()
+            bundle = info.get("caBundle")  # --tls-auto: the CA bundle it wrote
+            verify = ssl.create_default_context(cafile=bundle) if bundle else True
+            httpx.get(info["api"] + "/healthz", timeout=1, verify=verify).raise_for_status()
             return info
 
         info = wait_for(started, timeout, message="control plane to start")

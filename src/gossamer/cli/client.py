@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ class CliError(Exception):
 class Target:
     api: str
     token: str | None
+    ca_bundle: str | None = None  # verify an https API with this (else the system's)
 
 
 def find_target(cp: str | None, token: str | None, state_dir: Path | None) -> Target:
@@ -42,13 +44,19 @@ def find_target(cp: str | None, token: str | None, state_dir: Path | None) -> Ta
             api = json.loads((state / "controlplane.json").read_text())["api"]
         except (OSError, ValueError, KeyError):
             api = DEFAULT_API
+    bundle = os.environ.get("GOSSAMER_CA_BUNDLE")
+    if not bundle:
+        try:
+            bundle = json.loads((state / "controlplane.json").read_text()).get("caBundle")
+        except (OSError, ValueError):
+            bundle = None
     tok = token or os.environ.get("GOSSAMER_TOKEN")
     if not tok:
         try:
             tok = (state / "admin.token").read_text().strip() or None
         except OSError:
             tok = None
-    return Target(api.rstrip("/"), tok)
+    return Target(api.rstrip("/"), tok, bundle)
 
 
 def _message(response: httpx.Response) -> str:
@@ -80,7 +88,12 @@ class Client:
     def __init__(self, target: Target, timeout: float = 30.0) -> None:
         self.target = target
         headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
-        self._http = httpx.Client(base_url=target.api, headers=headers, timeout=timeout)
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=target.ca_bundle) if target.ca_bundle else True
+        )
+        self._http = httpx.Client(
+            base_url=target.api, headers=headers, timeout=timeout, verify=verify
+        )
 
     def close(self) -> None:
         self._http.close()

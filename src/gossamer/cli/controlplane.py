@@ -49,6 +49,38 @@ def controlplane() -> None:
     help="How long a disconnected sidecar's workload stays registered (it may come back).",
 )
 @click.option(
+    "--ca-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Issue workload certificates from this CA (PEM; a root, or an intermediate followed "
+    "by its chain) instead of the root generated in STATE_DIR/ca.",
+)
+@click.option(
+    "--ca-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The private key of --ca-cert (PEM, unencrypted).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Serve the API and xDS over TLS with this certificate (PEM chain).",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Its key."
+)
+@click.option(
+    "--tls-auto",
+    is_flag=True,
+    help="Serve the API and xDS over TLS with a certificate from the built-in CA (for "
+    "localhost, 127.0.0.1 and this host); clients on this machine find the CA bundle "
+    "through the state dir.",
+)
+@click.option(
+    "--no-anonymous-proxyless",
+    is_flag=True,
+    help="Refuse proxyless gRPC clients that present no token (by default they may connect "
+    "without one: a gRPC bootstrap has no place for it). Sidecars always need a token.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -68,6 +100,12 @@ def run(
     xds_port: int,
     read_access: str,
     workload_grace: float,
+    ca_cert: Path | None,
+    ca_key: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_auto: bool,
+    no_anonymous_proxyless: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -76,6 +114,7 @@ def run(
     The admin token is generated at first start into STATE_DIR/admin.token (mode 0600);
     the CLI on this machine finds it, and the API address, through the state dir.
     """
+    from gossamer.controlplane.memory import limit_arenas
     from gossamer.controlplane.server import ControlPlaneConfig, run_control_plane
     from gossamer.core.logs import configure
 
@@ -90,7 +129,18 @@ def run(
         xds_port=xds_port,
         read_access="token" if read_access == "token" else "loopback",
         workload_grace=workload_grace,
+        ca_cert=ca_cert,
+        ca_key=ca_key,
+        anonymous_proxyless=not no_anonymous_proxyless,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_auto=tls_auto,
     )
+    if (tls_cert is None) != (tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together")
+    if (ca_cert is None) != (ca_key is None):
+        raise CliError("--ca-cert and --ca-key go together")
+    limit_arenas()  # before gRPC starts its threads
     try:
         uvloop.run(run_control_plane(config))
     except (OSError, ValueError) as exc:

@@ -33,7 +33,7 @@ def demo(options: Any, scenario: str, non_interactive: bool, duration: float | N
     through the ingress and the observed split checked against the configured one.
 
     \b
-    Scenarios: canary (default), tcp-echo.
+    Scenarios: canary (default), tcp-echo, bookstore (needs mTLS identities).
     Interactive on a terminal: a live view, then the mesh keeps running until Ctrl-C.
     """
     from gossamer.demo.runner import Demo

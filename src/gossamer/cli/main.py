@@ -76,7 +76,17 @@ def cli(ctx: click.Context, cp: str | None, token: str | None, state_dir: Path |
 
 
 def _register() -> None:
-    from gossamer.cli import bootstrap, controlplane, dashboard, demo, proxy, resources, run
+    from gossamer.cli import (
+        bootstrap,
+        check,
+        controlplane,
+        dashboard,
+        demo,
+        proxy,
+        resources,
+        run,
+        security,
+    )
 
     cli.add_command(controlplane.controlplane)
     cli.add_command(bootstrap.bootstrap)
@@ -84,6 +94,9 @@ def _register() -> None:
     cli.add_command(demo.demo)
     cli.add_command(proxy.proxy)
     cli.add_command(dashboard.dashboard)
+    cli.add_command(security.ca)
+    cli.add_command(security.token)
+    cli.add_command(check.check)
     for command in resources.COMMANDS:
         cli.add_command(command)
 

@@ -33,7 +33,19 @@ def _default_workers() -> int:
     metavar="HOST:PORT",
     help="Control plane xDS address [default: from STATE_DIR/controlplane.json].",
 )
-@click.option("--token", envvar="GOSSAMER_PROXY_TOKEN", help="Bearer token for the xDS stream.")
+@click.option(
+    "--xds-ca",
+    envvar="GOSSAMER_XDS_CA",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Connect to xDS over TLS, verifying the control plane with this CA bundle "
+    "[default: the state dir's, when the control plane serves TLS].",
+)
+@click.option(
+    "--token",
+    envvar="GOSSAMER_PROXY_TOKEN",
+    help="Data-plane token for the xDS stream and certificate requests [default: one minted "
+    "with the CLI's API token, e.g. the state dir's admin token].",
+)
 @click.option(
     "--xds-protocol",
     default="delta",
@@ -79,6 +91,13 @@ def _default_workers() -> int:
     type=int,
     metavar="PORT",
     help="Outbound HTTP proxy listener (apps use HTTP_PROXY).",
+)
+@click.option(
+    "--outbound-tls-port",
+    type=int,
+    metavar="PORT",
+    help="Outbound TLS listener for hosts on port 443: routes the apps' own TLS by its "
+    "server name (SNI) to ExternalServices of protocol tls, without terminating it.",
 )
 @click.option(
     "--outbound",
@@ -152,6 +171,7 @@ def _default_workers() -> int:
 def run(
     options: object,
     xds: str | None,
+    xds_ca: Path | None,
     token: str | None,
     xds_protocol: str,
     node_id: str | None,
@@ -163,6 +183,7 @@ def run(
     address: str,
     inbound: tuple[str, ...],
     http_proxy_port: int | None,
+    outbound_tls_port: int | None,
     outbound: tuple[str, ...],
     admin_port: int,
     gateway: str | None,
@@ -225,13 +246,28 @@ def run(
         address=address,
         inbound=inbound_ports,
         http_proxy_port=http_proxy_port,
+        outbound_tls_port=outbound_tls_port,
         outbound=outbound_ports,
         gateway=gateway or "",
         zone=zone,
     )
+    if config_file is None and xds_ca is None:
+        state_dir = getattr(options, "state_dir", None) or default_state_dir()
+        try:
+            discovered = json.loads((state_dir / "controlplane.json").read_text())
+            if discovered.get("xdsTls") and discovered.get("caBundle"):
+                xds_ca = Path(discovered["caBundle"])
+        except (OSError, ValueError):
+            pass
+    if config_file is None and token is None:
+        from gossamer.cli.security import dataplane_token
+
+        account = service or gateway or node.workload
+        token = dataplane_token(options, account, namespace, node_id)
     sidecar = SidecarOptions(
         node=node,
         xds=xds,
+        xds_ca=str(xds_ca.absolute()) if xds_ca else None,
         token=token,
         xds_protocol=xds_protocol,
         config_file=str(config_file.absolute()) if config_file else None,

@@ -23,6 +23,7 @@ from gossamer.cli.proxies import (
     print_endpoints,
     print_proxies,
 )
+from gossamer.cli.security import CA_NAMES, REPORT_NAMES, print_ca, print_mtls_report
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -143,12 +144,22 @@ def get(
     """List resources, or show some by name.
 
     KIND is a kind, its plural or short name (svc, ts, tp, ...), `all`, `proxies`
-    (the connected data plane: state, config versions ACKed, NACK errors) or `endpoints`
-    (every service endpoint and what the sidecars' active health checks report).
+    (the connected data plane: state, config versions ACKed, NACK errors), `ca` (roots and
+    certificates with their expiry), `mtls-report` (per sidecar: mTLS mode and the
+    clients still sending plaintext; check it before switching PERMISSIVE to STRICT) or
+    `endpoints` (every service endpoint and what the sidecars' active health checks report).
     """
     if kind.lower() in PROXY_NAMES:
         with options.client() as client:
             print_proxies(client.get("/api/v1/proxies"), output)
+        return
+    if kind.lower() in CA_NAMES:
+        with options.client() as client:
+            print_ca(client.get("/api/v1/ca"), output)
+        return
+    if kind.lower() in REPORT_NAMES:
+        with options.client() as client:
+            print_mtls_report(client.get("/api/v1/mtls-report"), output)
         return
     if kind.lower() in ENDPOINT_NAMES:
         with options.client() as client:

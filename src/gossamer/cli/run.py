@@ -38,8 +38,16 @@ from gossamer.cli.client import CliError
     metavar="SVC[:SVCPORT]=PORT",
     help="Also expose SVC on 127.0.0.1:PORT for apps that cannot use HTTP_PROXY.",
 )
+@click.option(
+    "--admin-port", type=int, default=0, help="The sidecar's admin port [default: any free]."
+)
 @click.option("--xds", metavar="HOST:PORT", help="xDS address [default: the local control plane].")
-@click.option("--token", envvar="GOSSAMER_PROXY_TOKEN", help="Data-plane token for the xDS stream.")
+@click.option(
+    "--token",
+    envvar="GOSSAMER_PROXY_TOKEN",
+    help="Data-plane token for the sidecar's xDS stream and certificate [default: minted "
+    "with the state dir's admin token].",
+)
 @click.option(
     "--workers", type=int, default=1, show_default=True, help="Sidecar data-path processes."
 )
@@ -55,6 +63,7 @@ def run(
     protocol: str,
     app_port: int,
     outbound: tuple[str, ...],
+    admin_port: int,
     xds: str | None,
     token: str | None,
     workers: int,
@@ -97,6 +106,7 @@ def run(
         protocol=protocol,
         app_port=app_port,
         outbound=specs,
+        admin_port=admin_port,
         workers=workers,
         token=token,
     )

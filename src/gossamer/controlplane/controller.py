@@ -17,18 +17,28 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+import grpc
 from envoy.config.core.v3 import base_pb2
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from gossamer.api.kinds.mesh import Workload
+from gossamer.api.kinds.mesh import MeshSpec, Workload
 from gossamer.api.loader import parse_resource
 from gossamer.api.model import Resource as ApiResource
+from gossamer.api.model import parse_duration
+from gossamer.controlplane.ca import CertificateAuthority, Issued
+from gossamer.controlplane.ca.service import Refused
 from gossamer.controlplane.registry.model import REGISTERED_BY, WorkloadInfo
 from gossamer.controlplane.store import BaseStore, Event, NotFound, ObjectKey
 from gossamer.controlplane.translate import MeshTranslator, MessageCache
+from gossamer.controlplane.translate.mtls import (
+    CERT_SECRET,
+    TRUST_SECRET,
+    certificate_secret,
+    trust_secret,
+)
 from gossamer.controlplane.translate.node import ProxyNode
 from gossamer.controlplane.translate.snapshot import MeshSnapshot, build_snapshot
 from gossamer.controlplane.xds import (
@@ -42,10 +52,12 @@ from gossamer.controlplane.xds import (
     ResourceSet,
     Snapshot,
     StreamInfo,
+    StreamRejected,
     XdsServer,
 )
 from gossamer.controlplane.xds.status import NackInfo
 from gossamer.core.logs import get_logger
+from gossamer.core.spiffe import spiffe_id
 
 log = get_logger("controlplane.mesh")
 
@@ -62,6 +74,12 @@ class ProxyRecord:
     last_nack: NackInfo | None = None
 
 
+class Authenticator(Protocol):
+    """Who may speak for a node (tokens): raises StreamRejected or Refused when not."""
+
+    def check_node(self, node: ProxyNode, metadata: Mapping[str, str]) -> None: ...
+
+
 class MeshController(BaseCallbacks):
     def __init__(
         self,
@@ -69,8 +87,18 @@ class MeshController(BaseCallbacks):
         server: XdsServer | None = None,
         grace: float = 15.0,
         debounce: float = 0.02,
+        ca: CertificateAuthority | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.store = store
+        # The mesh CA: sidecars and gateways get their certificate (Secret `default`) and
+        # the trust bundle (Secret `ROOTCA`) over SDS.
+        self.ca = ca
+        self.authenticator = authenticator
+        self.certificates: dict[str, Issued] = {}  # node id -> its current certificate
+        self.mtls_reports: dict[str, dict[str, Any]] = {}  # node id -> its last report
+        self._bundle: tuple[bytes, Message] | None = None
+        self._bundle_timer: asyncio.TimerHandle | None = None
         self.server = server if server is not None else XdsServer(self)
         self.grace = grace
         self.debounce = debounce
@@ -169,13 +197,156 @@ class MeshController(BaseCallbacks):
             seconds=round(self.last_rebuild_seconds, 4),
         )
 
-    def _shared_set(self, type_url: str, items: Mapping[str, Message]) -> ResourceSet:
+    def _shared_set(self, key: str, type_url: str, items: Mapping[str, Message]) -> ResourceSet:
         """The mesh-wide set of a type (built once per rebuild, shared by every proxy)."""
-        found = self._shared.get(type_url)
+        found = self._shared.get(key)
         if found is None:
             found = ResourceSet(type_url, items)
-            self._shared[type_url] = found
+            self._shared[key] = found
         return found
+
+    # --- certificates ----------------------------------------------------------------------
+
+    def _secrets(self, node: ProxyNode) -> dict[str, Message]:
+        if self.ca is None or node.kind == "proxyless":
+            return {}
+        out: dict[str, Message] = {TRUST_SECRET: self._bundle_secret()}
+        issued = self.certificates.get(node.id)
+        if issued is not None:
+            out[CERT_SECRET] = certificate_secret(issued.chain_pem)
+        return out
+
+    def _bundle_secret(self) -> Message:
+        assert self.ca is not None
+        bundle = self.ca.trust_bundle()
+        if self._bundle is None or self._bundle[0] != bundle:
+            self._bundle = (bundle, trust_secret(bundle))
+            self._schedule_bundle_change()
+        return self._bundle[1]
+
+    def _schedule_bundle_change(self) -> None:
+        # An overlapping old root stops being trusted: push the smaller bundle then.
+        if self.ca is None or self._loop is None:
+            return
+        if self._bundle_timer is not None:
+            self._bundle_timer.cancel()
+        when = self.ca.next_bundle_change()
+        if when is not None:
+            delay = max(0.0, when - time.time()) + 0.1
+            self._bundle_timer = self._loop.call_later(delay, self.push_all)
+
+    def push_all(self) -> None:
+        for record in list(self.proxies.values()):
+            self._push(record.node)
+
+    def rotate_root(self) -> dict[str, Any]:
+        """A new CA root; the old one stays trusted for the mesh's root_overlap."""
+        if self.ca is None:
+            raise ValueError("this control plane runs no CA")
+        spec = self._mesh_spec()
+        overlap = parse_duration(spec.mtls.root_overlap)
+        root = self.ca.rotate(overlap)
+        self.push_all()
+        return {
+            "subject": root.subject.rfc4514_string(),
+            "notAfter": root.not_valid_after_utc.isoformat(),
+            "trustedRoots": len(self.ca.roots()),
+            "overlapSeconds": overlap,
+        }
+
+    def _mesh_spec(self) -> MeshSpec:
+        if self.translator is not None:
+            return self.translator.snapshot.mesh
+        return MeshSpec()
+
+    def trust_domain(self) -> str:
+        return self._mesh_spec().mtls.trust_domain
+
+    def trust_bundle(self) -> bytes:
+        assert self.ca is not None
+        return self.ca.trust_bundle()
+
+    def identity_of(self, node: ProxyNode) -> str:
+        account = node.service_account or node.service or node.gateway or node.workload
+        return spiffe_id(self.trust_domain(), node.namespace, account)
+
+    def csr_identity(self, node_id: str, metadata: Mapping[str, str]) -> str:
+        if self.ca is None:
+            raise Refused(grpc.StatusCode.UNIMPLEMENTED, "this control plane runs no CA")
+        record = self.proxies.get(node_id)
+        if record is None or record.streams == 0:
+            raise Refused(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"node {node_id!r} has no xDS stream: open it before asking for a certificate",
+            )
+        if record.node.kind == "proxyless":
+            raise Refused(grpc.StatusCode.PERMISSION_DENIED, "proxyless clients get no certificate")
+        if self.authenticator is not None:
+            self.authenticator.check_node(record.node, metadata)
+        return self.identity_of(record.node)
+
+    def mtls_report(
+        self, node_id: str, report: dict[str, Any], metadata: Mapping[str, str]
+    ) -> None:
+        record = self.proxies.get(node_id)
+        if record is None or record.streams == 0:
+            raise Refused(grpc.StatusCode.FAILED_PRECONDITION, f"node {node_id!r} is not connected")
+        if self.authenticator is not None:
+            self.authenticator.check_node(record.node, metadata)
+        self.mtls_reports[node_id] = {"listeners": report["listeners"], "at": time.time()}
+
+    def mtls_overview(self) -> list[dict[str, Any]]:
+        """Per sidecar with inbound listeners: mode, and who still sends plaintext."""
+        mode = self._mesh_spec().mtls.mode
+        out = []
+        for node_id, record in sorted(self.proxies.items()):
+            if record.node.kind == "proxyless" or not record.node.inbound:
+                continue
+            report = self.mtls_reports.get(node_id, {})
+            plaintext: dict[str, int] = {}
+            rejected: dict[str, int] = {}
+            handshakes = failures = 0
+            for listener in (report.get("listeners") or {}).values():
+                for peer, n in (listener.get("plaintext") or {}).items():
+                    plaintext[peer] = plaintext.get(peer, 0) + int(n)
+                for peer, n in (listener.get("plaintextRejected") or {}).items():
+                    rejected[peer] = rejected.get(peer, 0) + int(n)
+                handshakes += int(listener.get("tlsHandshakes", 0))
+                failures += int(listener.get("tlsFailures", 0))
+            out.append(
+                {
+                    "proxy": node_id,
+                    "workload": f"{record.node.namespace}/{record.node.workload}",
+                    "identity": self.identity_of(record.node),
+                    "mode": mode,
+                    "certificate": node_id in self.certificates,
+                    "tlsHandshakes": handshakes,
+                    "tlsFailures": failures,
+                    "plaintextClients": plaintext,
+                    "plaintextRejected": rejected,
+                    "reportedAt": report.get("at"),
+                }
+            )
+        return out
+
+    def sign_for(self, node_id: str, csr_pem: bytes, metadata: Mapping[str, str]) -> Issued:
+        allowed = self.csr_identity(node_id, metadata)
+        assert self.ca is not None
+        self.ca.trust_domain = self.trust_domain()
+        lifetime = parse_duration(self._mesh_spec().mtls.cert_lifetime)
+        issued = self.ca.sign(csr_pem, allowed, lifetime)
+        self.certificates[node_id] = issued
+        log.info(
+            "certificate issued",
+            node=node_id,
+            identity=issued.spiffe_id,
+            serial=f"{issued.serial:x}"[:16],
+            expires_in=round(issued.not_after - time.time()),
+        )
+        record = self.proxies.get(node_id)
+        if record is not None:
+            self._push(record.node)
+        return issued
 
     def _push(self, node: ProxyNode) -> None:
         t = self.translator
@@ -185,10 +356,16 @@ class MeshController(BaseCallbacks):
         sets: dict[str, ResourceSet | Mapping[str, Message]] = {
             LISTENER: own[LISTENER],
             ROUTE: own[ROUTE],
-            SECRET: own[SECRET],
+            SECRET: {**own[SECRET], **self._secrets(node)},
         }
-        for type_url, mesh in ((CLUSTER, t.clusters), (ENDPOINT, t.endpoints)):
-            shared = self._shared_set(type_url, mesh)
+        clusters = t.plain_clusters if node.kind == "proxyless" else t.clusters
+        for type_url, mesh in ((CLUSTER, clusters), (ENDPOINT, t.endpoints)):
+            key = (
+                f"{type_url}:plain"
+                if mesh is t.plain_clusters and mesh is not t.clusters
+                else type_url
+            )
+            shared = self._shared_set(key, type_url, mesh)
             if own[type_url]:
                 extra = {n: Resource.of(type_url, m) for n, m in own[type_url].items()}
                 sets[type_url] = ResourceSet(type_url, {**shared, **extra})
@@ -201,6 +378,13 @@ class MeshController(BaseCallbacks):
     async def on_stream_open(self, stream: StreamInfo, node: base_pb2.Node) -> None:
         meta = MessageToDict(node.metadata) if node.HasField("metadata") else {}
         proxy = ProxyNode.from_metadata(node.id, meta, node.user_agent_name)
+        if self.authenticator is not None:
+            headers = {k: v if isinstance(v, str) else v.decode() for k, v in stream.metadata}
+            try:
+                self.authenticator.check_node(proxy, headers)
+            except Refused as exc:
+                log.warning("xds stream refused", node=node.id, reason=exc.message)
+                raise StreamRejected(exc.code, exc.message) from None
         record = self.proxies.get(node.id)
         if record is None:
             record = ProxyRecord(proxy)
@@ -287,6 +471,8 @@ class MeshController(BaseCallbacks):
         if record is None or record.streams > 0:
             return
         del self.proxies[node_id]
+        self.certificates.pop(node_id, None)
+        self.mtls_reports.pop(node_id, None)
         self.server.clear_snapshot(node_id)
         log.info("proxy gone; removing its workload", node=node_id)
         if record.node.workload:

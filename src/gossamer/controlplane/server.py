@@ -15,11 +15,22 @@ from pathlib import Path
 import uvicorn
 
 from gossamer import __version__
-from gossamer.controlplane.auth import TokenAuthority, load_or_create_admin_token
+from gossamer.controlplane.auth import (
+    TOKENS_FILE,
+    TokenAuthority,
+    TokenStore,
+    XdsAuthenticator,
+    load_or_create_admin_token,
+)
+from gossamer.controlplane.ca import CertificateAuthority
+from gossamer.controlplane.ca import service as ca_service
 from gossamer.controlplane.controller import MeshController
 from gossamer.controlplane.health import HealthReports
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
+from gossamer.controlplane.http.ca import ca_routes
 from gossamer.controlplane.http.proxies import proxy_routes
+from gossamer.controlplane.http.tokens import token_routes
+from gossamer.controlplane.memory import trim_when_grown
 from gossamer.controlplane.store import BaseStore, open_store
 from gossamer.controlplane.xds import XdsServer
 from gossamer.core.logs import get_logger
@@ -40,6 +51,15 @@ class ControlPlaneConfig:
     read_access: ReadAccess = "loopback"
     # How long a disconnected sidecar's workload stays registered (it may reconnect).
     workload_grace: float = 15.0
+    # A provided CA (root or intermediate, PEM; the cert file may hold the chain).
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    # Proxyless gRPC clients have no token in their bootstrap: allowed unless this is off.
+    anonymous_proxyless: bool = True
+    # Serve the API and xDS over TLS: a given certificate, or one from the built-in CA.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_auto: bool = False
 
 
 class _Uvicorn(uvicorn.Server):
@@ -70,32 +90,66 @@ class ControlPlane:
         self.xds: XdsServer | None = None
         self.controller: MeshController | None = None
         self._stopping = asyncio.Event()
+        self._trim_task: asyncio.Task[None] | None = None
+        self.tls_bundle: Path | None = None  # what clients verify the API and xDS with
 
     async def start(self) -> None:
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(cfg.store_url, cfg.state_dir)
-        tokens = TokenAuthority(load_or_create_admin_token(cfg.state_dir))
-        self.controller = MeshController(self.store, grace=cfg.workload_grace)
+        tokens = TokenAuthority(
+            load_or_create_admin_token(cfg.state_dir), TokenStore(cfg.state_dir / TOKENS_FILE)
+        )
+        ca = CertificateAuthority(
+            cfg.state_dir / "ca", _trust_domain(self.store), cfg.ca_cert, cfg.ca_key
+        )
+        self.controller = MeshController(
+            self.store,
+            grace=cfg.workload_grace,
+            ca=ca,
+            authenticator=XdsAuthenticator(tokens, cfg.anonymous_proxyless),
+        )
         self.xds = XdsServer(self.controller)
+        self.xds.extra_handlers.append(ca_service.handler(self.controller))
         self.controller.server = self.xds
         health = HealthReports(self.controller)
         self.xds.extra_handlers.append(health.grpc_handler())
         await self.controller.start()
-        xds_port = await self.xds.start(cfg.xds_host, cfg.xds_port)
+        tls = self._server_tls(ca)
+        credentials = None
+        if tls is not None:
+            import grpc
+
+            credentials = grpc.ssl_server_credentials([(tls[1].read_bytes(), tls[0].read_bytes())])
+        xds_port = await self.xds.start(cfg.xds_host, cfg.xds_port, credentials)
         self.xds_address = f"{cfg.xds_host}:{xds_port}"
         ctx = ApiContext(
             store=self.store,
             tokens=tokens,
             read_access=cfg.read_access,
-            extra_routes=[proxy_routes(self.controller, self.xds), health.routes()],
+            extra_routes=[
+                proxy_routes(self.controller, self.xds),
+                ca_routes(self.controller),
+                token_routes(tokens),
+                health.routes(),
+            ],
         )
         app = create_app(ctx)
         sock = bind_tcp(cfg.api_host, cfg.api_port)
         host, port = sock.getsockname()[:2]
-        self.api_url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+        scheme = "https" if tls is not None else "http"
+        self.api_url = (
+            f"{scheme}://{host}:{port}" if ":" not in host else f"{scheme}://[{host}]:{port}"
+        )
         server = _Uvicorn(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                ssl_certfile=str(tls[0]) if tls is not None else None,
+                ssl_keyfile=str(tls[1]) if tls is not None else None,
+            )
         )
         self._api = server
         self._api_task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
@@ -103,6 +157,7 @@ class ControlPlane:
             if self._api_task.done():
                 self._api_task.result()  # raise what stopped it
             await asyncio.sleep(0.01)
+        self._trim_task = asyncio.create_task(trim_when_grown(), name="trim")
         self._write_discovery_file()
         log.info(
             "control plane started",
@@ -113,14 +168,43 @@ class ControlPlane:
             state_dir=str(cfg.state_dir),
         )
 
+    def _server_tls(self, ca: CertificateAuthority) -> tuple[Path, Path] | None:
+        """(certificate chain, key) files to serve the API and xDS with, or None."""
+        cfg = self.config
+        if cfg.tls_cert is not None and cfg.tls_key is not None:
+            return cfg.tls_cert, cfg.tls_key
+        if not cfg.tls_auto:
+            return None
+        names = ["localhost", socket.gethostname()]
+        ips = ["127.0.0.1"]
+        for host in {cfg.api_host, cfg.xds_host}:
+            if host.replace(".", "").isdigit() and host not in ("0.0.0.0", *ips):
+                ips.append(host)
+        chain, key = ca.issue_server_cert(names, ips, 365 * 86400.0)
+        directory = cfg.state_dir / "tls"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        cert_path, key_path = directory / "server.crt", directory / "server.key"
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        cert_path.write_bytes(chain)
+        bundle = directory / "ca.pem"
+        bundle.write_bytes(ca.trust_bundle())
+        self.tls_bundle = bundle
+        log.info("serving API and xDS over TLS", certificate=str(cert_path), ca_bundle=str(bundle))
+        return cert_path, key_path
+
     def _write_discovery_file(self) -> None:
         # How the CLI on this machine finds us without flags.
-        info = {
+        info: dict[str, object] = {
             "api": self.api_url,
             "xds": self.xds_address,
             "pid": os.getpid(),
             "version": __version__,
         }
+        if self.tls_bundle is not None or self.api_url.startswith("https"):
+            info["xdsTls"] = True
+            info["caBundle"] = str(self.tls_bundle) if self.tls_bundle else None
         path = self.config.state_dir / CONTROLPLANE_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=2) + "\n")
@@ -134,6 +218,8 @@ class ControlPlane:
 
     async def stop(self) -> None:
         log.info("control plane stopping")
+        if self._trim_task is not None:
+            self._trim_task.cancel()
         if self._api is not None:
             self._api.should_exit = True
         if self._api_task is not None:
@@ -150,6 +236,13 @@ class ControlPlane:
             if info.get("pid") == os.getpid():
                 (self.config.state_dir / CONTROLPLANE_FILE).unlink()
         log.info("control plane stopped")
+
+
+def _trust_domain(store: BaseStore) -> str:
+    from gossamer.controlplane.translate.snapshot import snapshot_from_documents
+
+    docs, _ = store.list("gossamer.io", "Mesh")
+    return snapshot_from_documents(docs).mesh.mtls.trust_domain
 
 
 async def run_control_plane(config: ControlPlaneConfig) -> None:

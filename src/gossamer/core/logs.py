@@ -8,11 +8,31 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+# What must never reach a log: PEM blocks (keys, certificates, CSRs), bearer tokens, and
+# Gossamer tokens wherever they appear (their id stays, to tell them apart).
+_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?(-----END \1-----|$)", re.S)
+_PEM_ESCAPED = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(?:\\n|[^\"])*?(-----END \1-----|$)")
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_TOKEN = re.compile(r"\b(gst_[0-9a-f]+_)[A-Za-z0-9_-]+")
+_KEY_FIELD = re.compile(r'(?i)("?(?:private_?key|token|secret|password)"?\s*[=:]\s*"?)[^\s",}]+')
+
+
+def redact(text: str) -> str:
+    """Mask secrets in a log line (see the patterns above)."""
+    if "-----BEGIN" in text:
+        text = _PEM.sub(lambda m: f"[{m.group(1).lower()} redacted]", text)
+        text = _PEM_ESCAPED.sub(lambda m: f"[{m.group(1).lower()} redacted]", text)
+    text = _BEARER.sub(r"\1[redacted]", text)
+    text = _TOKEN.sub(r"\1[redacted]", text)
+    return _KEY_FIELD.sub(r"\1[redacted]", text)
 
 
 def _quote(value: Any) -> str:
@@ -34,7 +54,7 @@ class KeyValueFormatter(logging.Formatter):
         parts += [f"{k}={_quote(v)}" for k, v in _fields(record).items()]
         if record.exc_info:
             parts.append(f"error={_quote(self.formatException(record.exc_info))}")
-        return " ".join(parts)
+        return redact(" ".join(parts))
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,7 +68,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return redact(json.dumps(out, default=str))
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from gossamer.demo.scenarios import Scenario, Step
+from gossamer.demo.scenarios import Counter, Scenario, Step
 from gossamer.demo.traffic import Driver, Window
 from gossamer.universal.run import free_port
 
@@ -41,6 +41,7 @@ class StepResult:
     settle_seconds: float | None = None
     errors: int = 0
     passed: bool | None = None  # None: running
+    counted: dict[str, float] = field(default_factory=dict)  # Counter.label → increase
 
     def observed(self) -> dict[str, float]:
         return self.window.shares() if self.window else {}
@@ -75,6 +76,27 @@ class Demo:
     log_dir: Path | None = None
     results: list[StepResult] = field(default_factory=list)
     interrupted: bool = False
+    # "${name}" placeholders of steps and env: ports of the apps outside the mesh.
+    values: dict[str, str] = field(default_factory=dict)
+    admins: dict[str, int] = field(default_factory=dict)  # app name → sidecar admin port
+
+    def fill(self, text: str) -> str:
+        for key, value in self.values.items():
+            text = text.replace("${" + key + "}", value)
+        return text
+
+    def counter(self, c: Counter) -> float:
+        """The sum of a sidecar metric's samples whose labels contain `c.match`."""
+        port = self.admins[c.app]
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/stats/prometheus", timeout=5).text
+        except httpx.HTTPError as exc:
+            raise DemoFailed(f"cannot read {c.app}'s sidecar metrics: {exc}") from None
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(c.metric + "{") and c.match in line
+        )
 
     # --- processes ---------------------------------------------------------------------
 
@@ -173,14 +195,32 @@ class Demo:
         self.api, xds = info["api"], info["xds"]
         self.token = (cp_dir / "admin.token").read_text().strip()
         self._wait("the API", lambda: httpx.get(self.api + "/readyz").status_code == 200, 10)
+        # Proxies find the admin token there and mint their own data-plane tokens.
+        mesh_env = {"GOSSAMER_STATE_DIR": str(cp_dir), "GOSSAMER_CP": self.api}
+        if s.setup:
+            self.apply(s.setup)
         for app in s.apps:
+            if not app.meshed:
+                port = free_port()
+                self.values[f"{app.name}_port"] = str(port)
+                env = {**app.env, "PORT": str(port), "HOST": "127.0.0.1"}
+                self._spawn([sys.executable, "-m", app.module], app.name, env)
+        for app in s.apps:
+            if not app.meshed:
+                continue
             args = [
                 *GOSSAMER, "run", "--xds", xds, "--service", app.service, "--name", app.name,
-                "--port", str(app.port), "--protocol", app.protocol,
+                "--namespace", app.namespace, "--port", str(app.port), "--protocol", app.protocol,
             ]  # fmt: skip
+            if app.admin:
+                self.admins[app.name] = free_port()
+                args += ["--admin-port", str(self.admins[app.name])]
             for key, value in app.labels.items():
                 args += ["--label", f"{key}={value}"]
-            self._spawn([*args, "--", sys.executable, "-m", app.module], app.name, app.env)
+            env = {k: self.fill(v) for k, v in app.env.items()}
+            self._spawn(
+                [*args, "--", sys.executable, "-m", app.module], app.name, {**env, **mesh_env}
+            )
         gateway_port = free_port()
         self.apply(s.gateway.format(port=gateway_port))
         ready = state / "gateway.json"
@@ -189,8 +229,9 @@ class Demo:
              "--workload", "ingress", "--service", "ingress", "--admin-port", "0",
              "--ready-file", str(ready), "--workers", "1"],
             "gateway",
+            mesh_env,
         )  # fmt: skip
-        expected = len(s.apps) + 1
+        expected = sum(1 for app in s.apps if app.meshed) + 1
 
         def connected() -> bool:
             up = [p for p in self.proxies() if p["state"] == "connected" and p["types"]]
@@ -212,7 +253,7 @@ class Demo:
             for ref in step.delete:
                 self.delete(ref)
             if step.apply:
-                self.apply(step.apply)
+                self.apply(self.fill(step.apply))
             began = time.monotonic()
             errors = driver.reset().errors
             # Converge: the split must follow the change (sampled over short windows).
@@ -230,6 +271,7 @@ class Demo:
                     break
             # Measure.
             end = time.monotonic() + self.duration
+            before = {c.label: self.counter(c) for c in step.counters}
             driver.reset()
             while time.monotonic() < end:
                 self._check(step.title)
@@ -239,10 +281,12 @@ class Demo:
             w = driver.reset()
             result.window = w
             result.errors = errors + w.errors
+            result.counted = {c.label: self.counter(c) - before[c.label] for c in step.counters}
             result.passed = (
                 result.settle_seconds is not None
                 and result.errors == 0
                 and within(step.expect, w.shares(), w.total)
+                and all(n > 0 for n in result.counted.values())
             )
             self._refresh(live, driver)
             if live is None:
@@ -273,6 +317,8 @@ class Demo:
             f"p99 {w.percentile(0.99) * 1000:.1f} ms, errors {r.errors}"
             f"{' ' + str(dict(w.error_kinds)) if w.error_kinds else ''} | {mark}\n"
         )
+        for label, n in r.counted.items():
+            self.out.write(f"  counted: {label} {n:g} times\n")
         self.out.flush()
 
     def _table(self, driver: Driver | None) -> Group:

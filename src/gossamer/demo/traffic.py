@@ -64,7 +64,8 @@ class Driver:
         self.kind = kind
         self.host = host
         self.port = port
-        self.path = path
+        # Several paths ("a|b|c"): each thread takes them in turn, so each gets an equal share.
+        self.paths = tuple(path.split("|"))
         self.classify = classify
         self.concurrency = concurrency
         self.interval = concurrency / max_rate
@@ -103,7 +104,10 @@ class Driver:
 
     def _loop(self) -> None:
         conn: http.client.HTTPConnection | None = None
+        turn = 0
         while not self._stop.is_set():
+            path = self.paths[turn % len(self.paths)]
+            turn += 1
             began = time.monotonic()
             try:
                 if self.kind == "tcp":
@@ -111,7 +115,7 @@ class Driver:
                 else:
                     if conn is None:
                         conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
-                    conn.request("GET", self.path)
+                    conn.request("GET", path)
                     response = conn.getresponse()
                     body = response.read().decode(errors="replace")
                     if response.status != 200:

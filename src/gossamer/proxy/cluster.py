@@ -17,7 +17,9 @@ from gossamer.proxy.filters.balance import Balancer, EndpointState, make_balance
 from gossamer.proxy.filters.outlier import OutlierDetector
 from gossamer.proxy.filters.retry import RetryBudget
 from gossamer.proxy.filters.stats import ClusterStats
+from gossamer.proxy.io.tls import ClientTls
 
+MAX_PASSTHROUGH_ENDPOINTS = 256
 PoolFactory = Callable[[EndpointState, "ClusterRuntime"], Any]
 
 
@@ -37,7 +39,10 @@ class ClusterRuntime:
         "name",
         "observe_latency",
         "outlier",
+        "passthrough",
         "stats",
+        "tls",
+        "tls_error",
     )
 
     def __init__(
@@ -54,7 +59,12 @@ class ClusterRuntime:
         self._rng = rng
         self._clock = clock
         self.endpoints: dict[tuple[str, int], EndpointState] = {}
+        # The TLS this cluster originates (set by the Runtime from the config's secrets);
+        # tls_error says why it is missing when the config asks for TLS.
+        self.tls: ClientTls | None = None
+        self.tls_error = ""
         self.config = config
+        self.passthrough = config.kind == "original_dst"
         self.outlier = OutlierDetector(config.outlier)
         self.balancer: Balancer = make_balancer(config, (), rng, clock)
         self.budget = RetryBudget()  # survives config swaps, like endpoint state
@@ -66,11 +76,13 @@ class ClusterRuntime:
         """Take a new version of the cluster's config, keeping endpoint state."""
         old = self.config
         self.config = config
+        self.passthrough = config.kind == "original_dst"
         self._limits(config)
         self.observe_latency = config.lb_policy == "peak_ewma"
         if config.outlier != old.outlier:
             self.outlier.config = config.outlier
         if not force and config.endpoints == old.endpoints and _same_lb(config, old):
+            self._mark_tls()
             return
         states: dict[tuple[str, int], EndpointState] = {}
         for ep in config.endpoints:
@@ -89,6 +101,7 @@ class ClusterRuntime:
             if key not in states and state.pool is not None:
                 state.pool.close_idle(retire=True)
         self.endpoints = states
+        self._mark_tls()
         self.balancer = make_balancer(config, list(states.values()), self._rng, self._clock)
 
     def _limits(self, config: m.Cluster) -> None:
@@ -97,6 +110,21 @@ class ClusterRuntime:
         self.max_pending = breaker.max_pending_requests
         self.max_connections = breaker.max_connections
         self.max_retries = breaker.max_retries
+
+    def _mark_tls(self) -> None:
+        """Which endpoints get TLS: all, or those matching transport_socket_matches."""
+        config = self.config
+        match = config.tls_match
+        by_key = {(ep.address, ep.port): ep for ep in config.endpoints}
+        for key, state in self.endpoints.items():
+            if config.tls is None:
+                state.tls = False
+            elif match is None:
+                state.tls = True
+            else:
+                ep = by_key.get(key)
+                sm = ep.socket_match if ep is not None else {}
+                state.tls = all(sm.get(k) == v for k, v in match.items())
 
     def pick(self, hash_key: int | None = None) -> EndpointState | None:
         ep = self.balancer.pick(hash_key)
@@ -113,6 +141,34 @@ class ClusterRuntime:
             return None
         self.stats.panic += 1
         return up[self._rng.randrange(len(up))]
+
+    def endpoint_for(self, authority: bytes) -> EndpointState | None:
+        """Passthrough (ORIGINAL_DST from the request's authority): the endpoint is the
+        host:port the app asked for (port 80 by default), made on first use and kept
+        with its pool; bounded, as authorities come from apps."""
+        text = authority.decode("latin-1")
+        if text.startswith("["):  # an IPv6 literal
+            host, _, rest = text[1:].partition("]")
+            port_text = rest[1:] if rest.startswith(":") else ""
+        else:
+            host, _, port_text = text.partition(":")
+        port = int(port_text) if port_text.isdigit() else 80 if not port_text else 0
+        if not host or not 0 < port < 65536:
+            return None
+        key = (host, port)
+        state = self.endpoints.get(key)
+        if state is None:
+            if len(self.endpoints) >= MAX_PASSTHROUGH_ENDPOINTS:
+                for old_key, old in list(self.endpoints.items()):
+                    if not old.active and old.pool is not None:
+                        old.pool.close_idle(retire=True)
+                        del self.endpoints[old_key]
+                if len(self.endpoints) >= MAX_PASSTHROUGH_ENDPOINTS:
+                    return None
+            state = EndpointState(host, port)
+            state.pool = self._pool_factory(state, self)
+            self.endpoints[key] = state
+        return state
 
     def record(self, ep: EndpointState, status: int, now: float) -> None:
         """One result for outlier detection (only called when it is configured)."""

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from gossamer.protocols.http1 import Limits
 from gossamer.proxy.cluster import ClusterRuntime
 from gossamer.proxy.config import model as m
+from gossamer.proxy.filters.authz import Authorizer
 from gossamer.proxy.filters.fault import FaultInjector
 from gossamer.proxy.filters.ratelimit import TokenBucket
 from gossamer.proxy.filters.route import CompiledTable
@@ -25,6 +26,7 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 
 class HttpContext:
     __slots__ = (
+        "authz",
         "clusters",
         "fault",
         "generate_request_id",
@@ -50,10 +52,12 @@ class HttpContext:
         stats: ListenerStats,
         rng: random.Random,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        authz: Authorizer | None = None,
         ratelimit: TokenBucket | None = None,
     ) -> None:
         hcm = listener.handler
         assert isinstance(hcm, m.HttpConnectionManager)
+        self.authz = authz
         self.listener = listener
         self.name = listener.name
         self.table = table
@@ -77,6 +81,8 @@ class HttpContext:
 
 class TcpContext:
     __slots__ = (
+        "authz",
+        "by_sni",
         "cluster_names",
         "clusters",
         "connection_limit",
@@ -85,6 +91,8 @@ class TcpContext:
         "listener",
         "name",
         "rng",
+        "sni_port",
+        "sni_routing",
         "stats",
         "total",
     )
@@ -95,10 +103,12 @@ class TcpContext:
         clusters: Mapping[str, ClusterRuntime],
         stats: ListenerStats,
         rng: random.Random,
+        authz: Authorizer | None = None,
         connection_limit: TokenBucket | None = None,
     ) -> None:
         proxy = listener.handler
         assert isinstance(proxy, m.TcpProxy)
+        self.authz = authz
         self.connection_limit = connection_limit
         self.listener = listener
         self.name = listener.name
@@ -113,14 +123,32 @@ class TcpContext:
         self.cumulative = tuple(proxy.cumulative or cumulative)
         self.total = proxy.total_weight or total
         self.idle_timeout = proxy.idle_timeout or 3600.0
+        self.sni_routing = proxy.sni_routing
+        self.sni_port = proxy.sni_port
+        self.by_sni = {
+            server: (tuple(c.name for c in cs), _cumulative(cs))
+            for server, cs in proxy.by_sni.items()
+        }
 
-    def pick_cluster(self) -> str:
-        """One random draw against the cumulative weights (per connection)."""
-        if len(self.cluster_names) == 1:
-            return self.cluster_names[0]
-        return self.cluster_names[
-            bisect.bisect_right(self.cumulative, self.rng.randrange(self.total))
-        ]
+    def pick_cluster(self, server_name: str | None = None) -> str | None:
+        """One random draw against the cumulative weights (per connection); on an SNI
+        listener, among the clusters of the server name's chain (None: no chain)."""
+        names, cumulative = self.cluster_names, self.cumulative
+        if self.sni_routing and server_name is not None and server_name in self.by_sni:
+            names, cumulative = self.by_sni[server_name]
+        if not names:
+            return None
+        if len(names) == 1:
+            return names[0]
+        return names[bisect.bisect_right(cumulative, self.rng.randrange(cumulative[-1]))]
+
+
+def _cumulative(clusters: tuple[m.WeightedCluster, ...]) -> tuple[int, ...]:
+    out, total = [], 0
+    for c in clusters:
+        total += c.weight
+        out.append(total)
+    return tuple(out)
 
 
 Context = HttpContext | TcpContext

@@ -93,6 +93,7 @@ class NodeInfo:
     address: str = "127.0.0.1"
     inbound: tuple[Inbound, ...] = ()
     http_proxy_port: int | None = None
+    outbound_tls_port: int | None = None
     outbound: tuple[Outbound, ...] = ()
     # Set: an ingress gateway serving the Gateway resource of this name.
     gateway: str = ""
@@ -123,6 +124,8 @@ class NodeInfo:
         }
         if self.http_proxy_port:
             g["outboundHttpPort"] = self.http_proxy_port
+        if self.outbound_tls_port:
+            g["outboundTlsPort"] = self.outbound_tls_port
         if self.gateway:
             g["gateway"] = self.gateway
         if self.zone:

@@ -25,6 +25,7 @@ from gossamer.core.logs import get_logger
 from gossamer.proxy.cluster import ClusterRuntime
 from gossamer.proxy.config import model as m
 from gossamer.proxy.context import DEFAULT_HEADER_TIMEOUT, Context, HttpContext, TcpContext
+from gossamer.proxy.filters.authz import authorizer
 from gossamer.proxy.filters.ratelimit import TokenBucket
 from gossamer.proxy.filters.route import CompiledTable
 from gossamer.proxy.filters.stats import Stats
@@ -32,8 +33,18 @@ from gossamer.proxy.io.clock import Ticker
 from gossamer.proxy.io.health import HealthCheckers
 from gossamer.proxy.io.http import Pool
 from gossamer.proxy.io.listener import ListenerHandle
+from gossamer.proxy.io.tls import ClientTls, ServerTls, TlsError, TlsFactory
 
 log = get_logger("proxy.runtime")
+
+
+def _destination(config: m.ProxyConfig, clusters: list[str], fallback: str) -> str:
+    """`namespace/service` of the local app behind an inbound listener (metrics label)."""
+    for name in clusters:
+        meta = config.clusters[name].metadata if name in config.clusters else {}
+        if meta.get("service"):
+            return f"{meta.get('namespace', 'default')}/{meta['service']}"
+    return fallback
 
 
 class Runtime:
@@ -66,6 +77,7 @@ class Runtime:
         # A listener's token bucket keeps its tokens across config swaps that keep its limit.
         self._buckets: dict[str, TokenBucket] = {}
         self.health = HealthCheckers(self.rng)
+        self.tls = TlsFactory()
         self._lock = asyncio.Lock()
         self._started = False
 
@@ -98,12 +110,31 @@ class Runtime:
                 )
             elif runtime.config is not cluster:
                 runtime.update(cluster)
+            tls, runtime.tls_error = self._client_tls(cluster, config)
+            if runtime.tls is not None and (tls is None or tls.context is not runtime.tls.context):
+                # A renewed certificate or bundle: idle connections made with the old one
+                # close, so new requests handshake with the new one (busy ones finish).
+                for state in runtime.endpoints.values():
+                    if state.pool is not None and state.tls:
+                        state.pool.close_idle()
+            runtime.tls = tls
             clusters[name] = runtime
         for name, runtime in self.clusters.items():
             if name not in clusters:
                 runtime.retire()
         # A new dict: contexts of the previous config keep the old mapping.
         self.clusters = clusters
+
+    def _client_tls(
+        self, cluster: m.Cluster, config: m.ProxyConfig
+    ) -> tuple[ClientTls | None, str]:
+        if cluster.tls is None:
+            return None, ""
+        try:
+            return self.tls.client(cluster.tls, config.secrets), ""
+        except (TlsError, OSError, ValueError) as exc:
+            # Never plaintext instead: connections to TLS endpoints fail until it is here.
+            return None, str(exc)
 
     def _table(self, table: m.RouteTable | None) -> CompiledTable | None:
         if table is None:
@@ -119,11 +150,26 @@ class Runtime:
         stats = self.stats.listener(listener.name)
         handler = listener.handler
         if isinstance(handler, m.TcpProxy):
+            authz = None
+            if handler.rbac:
+                dest = _destination(config, [c.name for c in handler.clusters], listener.name)
+                authz = authorizer(handler.rbac, dest, self.stats)
             limit = self._bucket_for(listener.name, listener.connection_limit)
-            return TcpContext(listener, self.clusters, stats, self.rng, limit)
+            return TcpContext(listener, self.clusters, stats, self.rng, authz, limit)
         table = handler.route_table
         if table is None and handler.route_config_name is not None:
             table = config.routes.get(handler.route_config_name)
+        rbac = [f.config for f in handler.filters if isinstance(f.config, m.RbacFilter)]
+        authz = None
+        if rbac:
+            names = [
+                c.name
+                for vh in (table.virtual_hosts if table is not None else ())
+                for r in vh.routes
+                if isinstance(r.action, m.RouteAction)
+                for c in r.action.clusters
+            ]
+            authz = authorizer(rbac, _destination(config, names, listener.name), self.stats)
         return HttpContext(
             listener,
             self._table(table),
@@ -131,6 +177,7 @@ class Runtime:
             stats,
             self.rng,
             self.header_timeout,
+            authz,
             self._bucket(listener.name, handler),
         )
 
@@ -153,31 +200,36 @@ class Runtime:
         previous_tables = self._tables
         self._tables = {}
         # Reuse compiled tables of unchanged route configurations (same objects).
-        for key, (table, compiled) in previous_tables.items():
+        for table_id, (table, compiled) in previous_tables.items():
             if any(t is table for t in config.routes.values()):
-                self._tables[key] = (table, compiled)
+                self._tables[table_id] = (table, compiled)
         old = self.listeners
         new: dict[str, ListenerHandle] = {}
         errors: dict[str, str] = {}
         for name, listener in config.listeners.items():
+            tls: ServerTls | None = None
             if listener.tls is not None:
-                # Never serve in plaintext what the config says is TLS.
-                errors[name] = "TLS listeners are not supported yet; not listening"
-                continue
+                try:
+                    tls = self.tls.server(listener.tls, config.secrets)
+                except (TlsError, OSError, ValueError) as exc:
+                    # Never serve in plaintext what the config says is TLS.
+                    errors[name] = f"not listening: {exc}"
+                    if name in old and old[name].tls is not None:
+                        new[name] = old[name]  # keeps its last good certificate
+                        old = {n: h for n, h in old.items() if n != name}
+                    continue
+            key = (listener.address, listener.port, tls is not None)
             ctx = self._context(listener, config)
             handle = old.get(name)
-            if handle is not None and handle.key == (listener.address, listener.port):
+            if handle is not None and handle.key == key:
                 handle.ctx = ctx  # the swap: the next request or connection sees it
+                handle.tls = tls  # a renewed certificate: new connections get it
                 new[name] = handle
                 continue
             if handle is None:
                 # A renamed listener at the same address keeps its socket too.
                 handle = next(
-                    (
-                        h
-                        for n, h in old.items()
-                        if n not in config.listeners and h.key == (listener.address, listener.port)
-                    ),
+                    (h for n, h in old.items() if n not in config.listeners and h.key == key),
                     None,
                 )
                 if handle is not None:
@@ -185,9 +237,16 @@ class Runtime:
                     handle.name = name
                     handle.stats = self.stats.listener(name)
                     handle.ctx = ctx
+                    handle.tls = tls
                     new[name] = handle
                     continue
-            fresh = ListenerHandle(name, ctx, self.ticker, self.stats.listener(name))
+            if handle is not None and not self.reuse_port:
+                # Same address, plaintext <-> TLS: the old socket must go first.
+                handle.drain()
+                self.retired.add(handle)
+                old = {n: h for n, h in old.items() if h is not handle}
+                handle = None
+            fresh = ListenerHandle(name, ctx, self.ticker, self.stats.listener(name), tls)
             try:
                 await fresh.start(self.reuse_port)
             except OSError as exc:
@@ -209,6 +268,10 @@ class Runtime:
                 self.retired.add(handle)
         self.listeners = new
         self.listener_errors = errors
+        self.tls.retain(
+            [h.tls.context for h in new.values() if h.tls is not None],
+            [c.tls.context for c in self.clusters.values() if c.tls is not None],
+        )
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ OPTIONS_ENV = "GOSSAMER_PROXY_OPTIONS"
 class SidecarOptions:
     node: NodeInfo
     xds: str | None = None
+    xds_ca: str | None = None  # set: xDS over TLS, the control plane verified with this
     token: str | None = None
     xds_protocol: str = "delta"  # or "sotw"
     config_file: str | None = None
@@ -79,6 +80,9 @@ class Sidecar:
         self.workers = WorkerSupervisor(options.workers, options.log_level, options.header_timeout)
         self.admin = AdminServer(AdminApi(self).handle)
         self.ads: Any = None  # gossamer.proxy.config.ads.AdsClient, imported only for xDS
+        self.certs: Any = None  # gossamer.proxy.certs.CertManager, with xDS
+        self._raw: m.ProxyConfig | None = None  # the last config from xDS, before our key
+        self._ads_connects = 0
         self.started_at = time.time()
         self.first_applied_at: float | None = None
         self.draining = False
@@ -97,7 +101,23 @@ class Sidecar:
         config = self.runtime.config
         workers_ready = self.workers.all_applied
         ready = config is not None and workers_ready and not self.draining
-        state = "draining" if self.draining else "live" if ready else "initializing"
+        # A config that needs TLS is not served until our certificate is here.
+        waiting = (
+            config is not None
+            and self.certs is not None
+            and self.certs.held is None
+            and _uses_tls(config)
+        )
+        ready = ready and not waiting
+        state = (
+            "draining"
+            if self.draining
+            else "live"
+            if ready
+            else "waiting for certificate"
+            if waiting
+            else "initializing"
+        )
         detail: dict[str, Any] = {
             "state": state,
             "config": {
@@ -115,6 +135,8 @@ class Sidecar:
             },
             "listenerErrors": dict(self.runtime.listener_errors),
         }
+        if self.certs is not None:
+            detail["certificate"] = self.certs.status()
         return ready, detail
 
     def _xds_status(self) -> dict[str, Any] | None:
@@ -143,6 +165,11 @@ class Sidecar:
         out = {"gossamer_ready": float(ready), "gossamer_workers": float(self.options.workers)}
         if self.ads is not None:
             out["gossamer_xds_connected"] = float(self.ads.status.connected)
+        if self.certs is not None and self.certs.held is not None:
+            left = self.certs.held.not_after - time.time()
+            out["gossamer_certificate_expiry_seconds"] = round(left, 1)
+            out["gossamer_certificate_days_to_expiry"] = round(left / 86400, 5)
+            out["gossamer_certificate_renewals_total"] = float(self.certs.renewals)
         return out
 
     async def listeners(self) -> list[dict[str, Any]]:
@@ -162,8 +189,24 @@ class Sidecar:
     # --- running -----------------------------------------------------------------------
 
     def on_config(self, config: m.ProxyConfig) -> None:
+        certs = self.certs
+        if certs is not None:
+            self._raw = config
+            # Our private key joins the pushed certificate here, in this process only.
+            config = replace(config, secrets=certs.complete(dict(config.secrets)))
+            connects = self.ads.status.connects if self.ads is not None else 0
+            if connects != self._ads_connects:
+                if self._ads_connects and certs.held is not None:
+                    certs.kick()  # a new stream: the control plane may have forgotten it
+                self._ads_connects = connects
+            if certs.held is None:
+                certs.kick()  # our stream is open now: the control plane knows us
         self._latest = config  # coalesced: only the newest is applied
         self._wake.set()
+
+    def _certificate_changed(self) -> None:
+        if self._raw is not None:
+            self.on_config(self._raw)
 
     async def _apply_loop(self) -> None:
         while True:
@@ -237,11 +280,18 @@ class Sidecar:
         node = opts.node
         proto_node = make_node(node.node_id, node.service or node.workload, node.metadata())
         assert opts.xds is not None
+        credentials = None
+        if opts.xds_ca:
+            import grpc
+
+            roots = Path(opts.xds_ca).read_bytes()
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
         self.ads = AdsClient(
             opts.xds,
             proto_node,
             self.on_config,
             token=opts.token,
+            credentials=credentials,
             delta=opts.xds_protocol == "delta",
         )
         log.info("connecting to the control plane", xds=opts.xds, protocol=opts.xds_protocol)
@@ -250,16 +300,63 @@ class Sidecar:
         # Active health checks run here (the main process); their results go to the CP.
         runtime = self.runtime
         reporter = HealthReporter(
-            opts.xds, node.node_id, lambda: runtime.health.status(runtime.clusters), opts.token
+            opts.xds,
+            node.node_id,
+            lambda: runtime.health.status(runtime.clusters),
+            opts.token,
+            credentials,
         )
         runtime.health.on_change = reporter.changed
         self._tasks.append(loop.create_task(reporter.run()))
+        from gossamer.proxy.certs import CertManager
+
+        self.certs = CertManager(
+            opts.xds,
+            node.node_id,
+            token=opts.token,
+            credentials=credentials,
+            on_change=self._certificate_changed,
+        )
+        self._tasks.append(asyncio.get_running_loop().create_task(self.certs.run()))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._report_loop()))
+
+    async def _report_loop(self, interval: float = 1.0) -> None:
+        """Tell the control plane who talks plaintext to our TLS listeners (when it changes)."""
+        last: dict[str, Any] | None = None
+        while True:
+            await asyncio.sleep(interval)
+            modes = {
+                name: "PERMISSIVE" if h.tls.allow_plaintext else "STRICT"
+                for name, h in self.runtime.listeners.items()
+                if h.tls is not None
+            }
+            if not modes or self.certs is None:
+                continue
+            try:
+                snapshot = await self.stats_snapshot()
+                listeners = {}
+                for name, mode in modes.items():
+                    ls = snapshot["listeners"].get(name, {})
+                    listeners[name] = {
+                        "mode": mode,
+                        "tlsHandshakes": ls.get("tls_handshakes", 0),
+                        "tlsFailures": ls.get("tls_failures", 0),
+                        "plaintext": ls.get("plaintext", {}),
+                        "plaintextRejected": ls.get("plaintext_rejected", {}),
+                    }
+                if listeners != last:
+                    await self.certs.report(listeners)
+                    last = listeners
+            except Exception as exc:  # the next round tries again
+                log.debug("mTLS report not sent", error=repr(exc))
 
     async def _shutdown(self, timeout: float) -> None:
         self.drain()
         log.info("shutting down", drain_timeout=timeout, connections=self.runtime.connections)
         if self.ads is not None:
             self.ads.stop()
+        if self.certs is not None:
+            self.certs.stop()
         await asyncio.gather(self.runtime.shutdown(timeout), self.workers.stop(timeout))
         for task in self._tasks:
             task.cancel()
@@ -267,6 +364,12 @@ class Sidecar:
                 await task
         await self.admin.stop()
         log.info("stopped")
+
+
+def _uses_tls(config: m.ProxyConfig) -> bool:
+    return any(lst.tls is not None for lst in config.listeners.values()) or any(
+        c.tls is not None for c in config.clusters.values()
+    )
 
 
 def _write_atomically(path: Path, data: dict[str, Any]) -> None:

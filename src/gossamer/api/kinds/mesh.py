@@ -68,6 +68,19 @@ class Mesh(Resource):
 
     spec: MeshSpec = Field(default_factory=MeshSpec)
 
+    def validate_semantics(self) -> list[tuple[str, str]]:
+        from gossamer.api.model import parse_duration
+
+        problems = []
+        if parse_duration(self.spec.mtls.cert_lifetime) < 60:
+            problems.append(
+                (
+                    "spec.mtls.certLifetime",
+                    f"must be at least 1m, got {self.spec.mtls.cert_lifetime!r}",
+                )
+            )
+        return problems
+
 
 # --- Service -----------------------------------------------------------------------------
 

@@ -125,7 +125,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         path = request.url.path
         if path in ("/healthz", "/readyz", "/"):
             return await call_next(request)
-        principal = ctx.tokens.authenticate(request.headers.get("authorization"))
+        header = request.headers.get("authorization")
+        principal = ctx.tokens.authenticate(header)
+        if header and principal is None:
+            # Credentials that do not verify (unknown, malformed, revoked) are refused,
+            # not taken for anonymous.
+            return _error(401, "the bearer token is not valid (unknown or revoked)")
+        if principal is not None and principal.role == "dataplane":
+            return _error(403, f"token {principal.name!r} is a data-plane token: xDS only")
         if request.method in WRITE_METHODS:
             if principal is None:
                 return _error(401, "this request needs a bearer token (see `gossamer --help`)")

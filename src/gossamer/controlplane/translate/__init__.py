@@ -26,6 +26,7 @@ from gossamer.api.kinds.policies import (
     TimeoutPolicy,
 )
 from gossamer.controlplane.policies import faultinjectionpolicy, ratelimitpolicy, timeoutpolicy
+from gossamer.controlplane.policies.externalservice import BLACKHOLE_CLUSTER, Egress
 from gossamer.controlplane.policies.targeting import (
     INBOUND_KINDS,
     OUTBOUND_KINDS,
@@ -35,9 +36,11 @@ from gossamer.controlplane.policies.targeting import (
     variant,
     with_variant,
 )
+from gossamer.controlplane.policies.trafficpermission import AuthzTranslator, Destination
 from gossamer.controlplane.registry.model import ServiceInfo
 from gossamer.controlplane.translate import envoy as e
 from gossamer.controlplane.translate.gateway import translate_gateway
+from gossamer.controlplane.translate.mtls import ALPN_HTTP, ALPN_TCP, Mtls, secure_inbound
 from gossamer.controlplane.translate.node import InboundPort, OutboundPort, ProxyNode
 from gossamer.controlplane.translate.outbound import (
     L4_PROTOCOLS,
@@ -56,6 +59,7 @@ from gossamer.controlplane.translate.snapshot import MeshSnapshot
 Resources = dict[str, dict[str, Message]]  # type URL → name → message
 
 OUTBOUND_HTTP = "outbound:http"
+OUTBOUND_TLS = "outbound:tls"
 HTTP_PROTOCOLS = frozenset({"http"})
 GRPC_PROTOCOLS = frozenset({"grpc", "http2", "http"})
 
@@ -88,8 +92,9 @@ class MeshTranslator:
     _route_tables: dict[tuple[str, str, tuple[str, ...]], route_pb2.RouteConfiguration] = field(
         default_factory=dict
     )
-    _variant_clusters: dict[tuple[str, ...], dict[str, Message]] = field(default_factory=dict)
-    _cluster_keys: dict[str, tuple[object, ...]] = field(default_factory=dict)
+    _variant_clusters: dict[tuple[tuple[str, ...], bool], dict[str, Message]] = field(
+        default_factory=dict
+    )
 
     @cached_property
     def routing(self) -> Routing:
@@ -105,48 +110,107 @@ class MeshTranslator:
         return with_variant(mesh, others, names)
 
     @cached_property
+    def egress(self) -> Egress:
+        return Egress(self.snapshot)
+
+    @cached_property
+    def egress_clusters(self) -> Mapping[str, Message]:
+        return self.egress.clusters()
+
+    @property
+    def problems(self) -> list[str]:
+        return list(dict.fromkeys([*self.routing.problems, *self.egress.problems]))
+
+    @cached_property
+    def authz(self) -> AuthzTranslator:
+        return AuthzTranslator(self.snapshot)
+
+    def _destination(self, node: ProxyNode, port: InboundPort) -> Destination:
+        return Destination(
+            namespace=node.namespace,
+            service=node.service,
+            service_account=node.service_account,
+            labels=tuple(sorted(node.labels.items())),
+            port=port.port,
+            target_port=port.target_port,
+            tcp=port.protocol != "http",
+        )
+
+    def _authz_key(self, node: ProxyNode) -> tuple[bytes, ...]:
+        # What the inbound side's RBAC filters are, so cached node parts are reused only
+        # while they are unchanged.
+        if not self.authz.active:
+            return ()
+        return tuple(
+            f.SerializeToString(deterministic=True)  # type: ignore[attr-defined]
+            for port in node.inbound
+            for f in self.authz.filters(self._destination(node, port))
+        )
+
+    @cached_property
+    def mtls(self) -> Mtls:
+        spec = self.snapshot.mesh.mtls
+        return Mtls(spec.mode, spec.trust_domain)
+
+    @cached_property
     def clusters(self) -> Mapping[str, Message]:
+        """The mesh's clusters, originating mTLS to sidecar-backed endpoints."""
         registry = self.snapshot.registry
         policies = self._policies(())
+        mtls = self.mtls
         old = self.cache.clusters
         new: dict[Hashable, Message] = {}
         out: dict[str, Message] = {}
         for b in sorted(self.routing.clusters, key=_k):
             confs = ClusterConfs.of(b, policies)
-            key = cluster_key(b, registry, confs)
-            self._cluster_keys[b.cluster] = key
-            msg = old.get(key) or cluster_for(b, registry, confs)
+            key = cluster_key(b, registry, mtls, confs)
+            msg = old.get(key) or cluster_for(b, registry, mtls, confs)
             new[key] = out[b.cluster] = msg
         self.cache.clusters = new
+        # ExternalServices and the egress passthrough: few, built each time.
+        out.update(self.egress_clusters)
         return out
 
-    def variant_clusters(self, names: tuple[str, ...]) -> dict[str, Message]:
+    def variant_clusters(self, names: tuple[str, ...], plain: bool = False) -> dict[str, Message]:
         """The clusters that differ from the mesh-wide ones for proxies selected by the
-        named policies too (e.g. a CircuitBreakerPolicy with targetRef Service)."""
-        found = self._variant_clusters.get(names)
+        named policies too (e.g. a CircuitBreakerPolicy with targetRef Service); `plain`:
+        for proxyless clients (no mesh certificate)."""
+        found = self._variant_clusters.get((names, plain))
         if found is not None:
             return found
         registry = self.snapshot.registry
-        policies = self._policies(names)
-        _ = self.clusters  # fills _cluster_keys
-        mesh_keys = self._cluster_keys
+        policies, mesh = self._policies(names), self._policies(())
+        mtls = None if plain else self.mtls
         found = {}
         for b in sorted(self.routing.clusters, key=_k):
             confs = ClusterConfs.of(b, policies)
-            if cluster_key(b, registry, confs) != mesh_keys.get(b.cluster):
-                found[b.cluster] = cluster_for(b, registry, confs)
-        self._variant_clusters[names] = found
+            if confs.fingerprint() != ClusterConfs.of(b, mesh).fingerprint():
+                found[b.cluster] = cluster_for(b, registry, mtls, confs)
+        self._variant_clusters[(names, plain)] = found
         return found
+
+    @cached_property
+    def plain_clusters(self) -> Mapping[str, Message]:
+        """The clusters for proxyless gRPC clients: they hold no mesh certificate."""
+        if not self.mtls.enabled:
+            return self.clusters
+        registry = self.snapshot.registry
+        policies = self._policies(())
+        return {
+            b.cluster: cluster_for(b, registry, None, ClusterConfs.of(b, policies))
+            for b in sorted(self.routing.clusters, key=_k)
+        }
 
     @cached_property
     def endpoints(self) -> Mapping[str, Message]:
         registry = self.snapshot.registry
+        mtls = self.mtls
         old = self.cache.endpoints
         new: dict[Hashable, Message] = {}
         out: dict[str, Message] = {}
         for b in sorted(self.routing.clusters, key=_k):
-            key = endpoints_key(b, registry)
-            msg = old.get(key) or endpoints_for(b, registry)
+            key = endpoints_key(b, registry, mtls)
+            msg = old.get(key) or endpoints_for(b, registry, mtls)
             new[key] = out[b.cluster] = msg
         self.cache.endpoints = new
         return out
@@ -157,9 +221,14 @@ class MeshTranslator:
         key = (kind, namespace, names)
         if key not in self._route_tables:
             protocols = HTTP_PROTOCOLS if kind == OUTBOUND_HTTP else GRPC_PROTOCOLS
-            self._route_tables[key] = outbound_route_table(
+            rc = outbound_route_table(
                 kind, self.routing, namespace, protocols, self._policies(names)
             )
+            if kind == OUTBOUND_HTTP:
+                # ExternalServices, then every other host: blocked or passed through.
+                taken = {d.lower() for vh in rc.virtual_hosts for d in vh.domains}
+                rc.virtual_hosts.extend(self.egress.virtual_hosts(taken))
+            self._route_tables[key] = rc
         return self._route_tables[key]
 
     def _variant(self, node: ProxyNode) -> tuple[str, ...]:
@@ -175,7 +244,8 @@ class MeshTranslator:
     def for_proxy(self, node: ProxyNode) -> Resources:
         """Everything the proxy gets: the mesh's clusters and endpoints, and its own."""
         own = self.proxy_specific(node)
-        own[e.CLUSTER] = {**self.clusters, **own[e.CLUSTER]}
+        clusters = self.plain_clusters if node.kind == "proxyless" else self.clusters
+        own[e.CLUSTER] = {**clusters, **own[e.CLUSTER]}
         own[e.ENDPOINT] = {**self.endpoints, **own[e.ENDPOINT]}
         return own
 
@@ -185,7 +255,7 @@ class MeshTranslator:
         out: Resources = {t: {} for t in e.TYPE_URLS}
         names = self._variant(node)
         if names:
-            out[e.CLUSTER].update(self.variant_clusters(names))
+            out[e.CLUSTER].update(self.variant_clusters(names, node.kind == "proxyless"))
         if node.kind == "proxyless":
             self._proxyless(node, out)
         elif node.kind == "gateway":
@@ -209,8 +279,8 @@ class MeshTranslator:
         for b in gw.backends:
             # A gateway may send to a service port no mesh route uses (an Ingress backend).
             if b.cluster not in self.clusters:
-                out[e.CLUSTER][b.cluster] = cluster_for(b, registry)
-                out[e.ENDPOINT][b.cluster] = endpoints_for(b, registry)
+                out[e.CLUSTER][b.cluster] = cluster_for(b, registry, self.mtls)
+                out[e.ENDPOINT][b.cluster] = endpoints_for(b, registry, self.mtls)
         self._sidecar(node, out)
 
     def __post_init__(self) -> None:
@@ -225,6 +295,10 @@ class MeshTranslator:
             node.inbound,
             node.outbound_http_port,
             *self._inbound_confs(node).fingerprint(),
+            node.service_account,
+            tuple(sorted(node.labels.items())),
+            self._authz_key(node),
+            self.mtls,
         )
         parts = self.cache.node_parts.get(key) or self.cache.node_parts_used.get(key)
         if parts is None:
@@ -237,6 +311,11 @@ class MeshTranslator:
             out[e.ROUTE].setdefault(
                 OUTBOUND_HTTP, self.route_table(OUTBOUND_HTTP, node.namespace, self._variant(node))
             )
+        if node.outbound_tls_port:
+            out[e.LISTENER][OUTBOUND_TLS] = self.egress.tls_listener(
+                OUTBOUND_TLS, node.outbound_tls_port
+            )
+            out[e.CLUSTER][BLACKHOLE_CLUSTER] = self.egress.blackhole()
         for outbound in node.outbound:
             self._explicit_outbound(node, outbound, out)
 
@@ -274,6 +353,7 @@ class MeshTranslator:
             cluster, [("127.0.0.1", port.target_port)], metadata=e.metadata(meta)
         )
         out[e.CLUSTER][cluster] = cluster_msg
+        rbac = self.authz.filters(self._destination(node, port))
         if port.protocol == "http":
             confs = self._inbound_confs(node)
             rc = route_pb2.RouteConfiguration(name=name)
@@ -283,8 +363,8 @@ class MeshTranslator:
                 match=route_components_pb2.RouteMatch(prefix="/"),
                 route=route_components_pb2.RouteAction(cluster=cluster),
             )
-            # Plugin order of the inbound HTTP filters: rate limit, then faults.
-            filters = []
+            # Plugin order of the inbound HTTP filters: authorization, rate limit, faults.
+            filters = list(rbac)
             rl = confs.rate_limit.local.http if confs.rate_limit is not None else None
             if rl is not None and (f := ratelimitpolicy.http_filter(name, rl)) is not None:
                 filters.append(f)
@@ -295,16 +375,15 @@ class MeshTranslator:
                 timeoutpolicy.apply_inbound(hcm, route, cluster_msg, confs.timeout)
             vh.routes.append(route)
             hcm.route_config.CopyFrom(rc)
-            out[e.LISTENER][name] = e.http_listener(
-                name, node.address, port.inbound_port, e.INBOUND, hcm
-            )
+            listener = e.http_listener(name, node.address, port.inbound_port, e.INBOUND, hcm)
+            secure_inbound(listener, self.mtls, ALPN_HTTP)
         else:
             # gRPC and HTTP/2 are carried at L4 until the sidecar speaks HTTP/2.
             confs = self._inbound_confs(node)
             proxy = e.tcp_proxy(name, [(cluster, 1)])
             if confs.timeout is not None:
                 timeoutpolicy.apply_tcp(proxy, confs.timeout)
-            lst = e.listener(
+            listener = e.listener(
                 name,
                 node.address,
                 port.inbound_port,
@@ -312,12 +391,20 @@ class MeshTranslator:
                 proxy,
                 "envoy.filters.network.tcp_proxy",
             )
+            # Network RBAC, then the connection rate limit, run before the TCP proxy.
+            before = list(rbac)
             tcp = confs.rate_limit.local.tcp if confs.rate_limit is not None else None
             if port.protocol == "tcp" and tcp is not None:
                 limit = ratelimitpolicy.network_filter(name, tcp)
                 if limit is not None:
-                    lst.filter_chains[0].filters.insert(0, limit)
-            out[e.LISTENER][name] = lst
+                    before.append(limit)
+            if before:
+                chain = listener.filter_chains[0]
+                terminal = list(chain.filters)
+                del chain.filters[:]
+                chain.filters.extend([*before, *terminal])
+            secure_inbound(listener, self.mtls, ALPN_TCP)
+        out[e.LISTENER][name] = listener
 
     def _explicit_outbound(self, node: ProxyNode, port: OutboundPort, out: Resources) -> None:
         name = f"outbound:{port.service}:{port.port}"
@@ -337,6 +424,18 @@ class MeshTranslator:
                 port.listen_port,
                 e.OUTBOUND,
                 proxy,
+                "envoy.filters.network.tcp_proxy",
+            )
+            return
+        external = self.egress.tcp_cluster(port.service, port.port) if svc is None else None
+        if external is not None:
+            # A tcp or tls ExternalService: bytes relayed as they are (TLS not terminated).
+            out[e.LISTENER][name] = e.listener(
+                name,
+                "127.0.0.1",
+                port.listen_port,
+                e.OUTBOUND,
+                e.tcp_proxy(name, [(external, 1)]),
                 "envoy.filters.network.tcp_proxy",
             )
             return

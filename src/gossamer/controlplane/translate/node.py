@@ -43,6 +43,7 @@ class ProxyNode:
     service_account: str = ""
     inbound: tuple[InboundPort, ...] = ()
     outbound_http_port: int | None = None
+    outbound_tls_port: int | None = None
     outbound: tuple[OutboundPort, ...] = ()
     gateway: str = ""
     zone: str = ""
@@ -78,6 +79,7 @@ class ProxyNode:
                 for p in g.get("inbound") or []
             ),
             outbound_http_port=int(g["outboundHttpPort"]) if g.get("outboundHttpPort") else None,
+            outbound_tls_port=int(g["outboundTlsPort"]) if g.get("outboundTlsPort") else None,
             outbound=tuple(
                 OutboundPort(str(p["service"]), int(p["port"]), int(p["listenPort"]))
                 for p in g.get("outbound") or []

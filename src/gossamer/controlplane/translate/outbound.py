@@ -38,6 +38,14 @@ from gossamer.controlplane.policies import (
 from gossamer.controlplane.policies.targeting import PolicySet
 from gossamer.controlplane.registry.model import EndpointInfo, RegistrySnapshot, ServiceInfo
 from gossamer.controlplane.translate import envoy as e
+from gossamer.controlplane.translate.mtls import (
+    ALPN_HTTP,
+    ALPN_TCP,
+    SOCKET_MATCH,
+    Mtls,
+    secure_cluster,
+    workload_identity,
+)
 from gossamer.controlplane.translate.routing import (
     EVERYTHING,
     Backend,
@@ -112,19 +120,48 @@ class ClusterConfs:
 NO_CONFS = ClusterConfs()
 
 
+def identities(backend: Backend, registry: RegistrySnapshot, mtls: Mtls | None) -> tuple[str, ...]:
+    """The SPIFFE IDs a caller accepts from the backend's sidecar-backed endpoints."""
+    if mtls is None or not mtls.enabled:
+        return ()
+    svc = registry.service(backend.namespace, backend.name)
+    eps = registry.endpoints(svc, backend.port) if svc else ()
+    return tuple(
+        sorted(
+            {
+                workload_identity(mtls.trust_domain, ep.namespace, ep.service_account)
+                for ep in eps
+                if ep.meshed
+            }
+        )
+    )
+
+
 def cluster_key(
-    backend: Backend, registry: RegistrySnapshot, confs: ClusterConfs = NO_CONFS
+    backend: Backend,
+    registry: RegistrySnapshot,
+    mtls: Mtls | None = None,
+    confs: ClusterConfs = NO_CONFS,
 ) -> tuple[object, ...]:
     """Everything cluster_for() depends on."""
-    return (backend.cluster, _protocol(backend, registry), *confs.fingerprint())
+    return (
+        backend.cluster,
+        _protocol(backend, registry),
+        mtls.enabled if mtls else False,
+        identities(backend, registry, mtls),
+        *confs.fingerprint(),
+    )
 
 
-def endpoints_key(backend: Backend, registry: RegistrySnapshot) -> tuple[object, ...]:
+def endpoints_key(
+    backend: Backend, registry: RegistrySnapshot, mtls: Mtls | None = None
+) -> tuple[object, ...]:
     """Everything endpoints_for() depends on."""
     svc = registry.service(backend.namespace, backend.name)
     eps = registry.endpoints(svc, backend.port) if svc else ()
     return (
         backend.cluster,
+        mtls.enabled if mtls else False,
         *(
             (
                 ep.address,
@@ -133,6 +170,7 @@ def endpoints_key(backend: Backend, registry: RegistrySnapshot) -> tuple[object,
                 ep.zone,
                 ep.workload,
                 tuple(sorted(ep.labels.items())),
+                ep.meshed,
             )
             for ep in eps
         ),
@@ -140,13 +178,19 @@ def endpoints_key(backend: Backend, registry: RegistrySnapshot) -> tuple[object,
 
 
 def cluster_for(
-    backend: Backend, registry: RegistrySnapshot, confs: ClusterConfs = NO_CONFS
+    backend: Backend,
+    registry: RegistrySnapshot,
+    mtls: Mtls | None = None,
+    confs: ClusterConfs = NO_CONFS,
 ) -> cluster_pb2.Cluster:
     protocol = _protocol(backend, registry)
     meta = {"service": backend.name, "namespace": backend.namespace, "port": str(backend.port)}
     if protocol in L4_PROTOCOLS or protocol in ("grpc", "http2"):
         meta["protocol"] = "tcp" if protocol in L4_PROTOCOLS else protocol
     cluster = e.eds_cluster(backend.cluster, metadata=e.metadata(meta))
+    if mtls is not None and mtls.enabled:
+        alpn = ALPN_HTTP if protocol == "http" else ALPN_TCP
+        secure_cluster(cluster, mtls, identities(backend, registry, mtls), alpn)
     # Plugin order: later ones may refine what earlier ones set.
     if confs.timeout is not None:
         timeoutpolicy.apply_cluster(cluster, confs.timeout)
@@ -160,15 +204,25 @@ def cluster_for(
 
 
 def endpoints_for(
-    backend: Backend, registry: RegistrySnapshot
+    backend: Backend, registry: RegistrySnapshot, mtls: Mtls | None = None
 ) -> endpoint_pb2.ClusterLoadAssignment:
     svc = registry.service(backend.namespace, backend.name)
     eps: tuple[EndpointInfo, ...] = registry.endpoints(svc, backend.port) if svc else ()
-    zones: dict[str, list[e.EndpointSpec]] = {}
+    zones: dict[str, list[tuple[e.EndpointSpec, bool]]] = {}
     for ep in eps:
         meta: dict[str, Any] = {"workload": ep.workload, "labels": dict(ep.labels)}
-        zones.setdefault(ep.zone, []).append((ep.address, ep.port, ep.healthy, meta))
-    return e.load_assignment(backend.cluster, sorted(zones.items()))
+        zones.setdefault(ep.zone, []).append(((ep.address, ep.port, ep.healthy, meta), ep.meshed))
+    groups = sorted(zones.items())
+    cla = e.load_assignment(
+        backend.cluster, [(z, [spec for spec, _ in items]) for z, items in groups]
+    )
+    if mtls is not None and mtls.enabled:
+        # Sidecar-backed endpoints get mTLS; the others (no sidecar) stay plaintext.
+        for group, (_, items) in zip(cla.endpoints, groups, strict=True):
+            for lb, (_, meshed) in zip(group.lb_endpoints, items, strict=True):
+                if meshed:
+                    lb.metadata.filter_metadata[SOCKET_MATCH].update({"mtls": True})
+    return cla
 
 
 # --- routes --------------------------------------------------------------------------------

@@ -128,7 +128,8 @@ class XdsServer:
         self._closing: set[asyncio.Task[None]] = set()
         self._server: grpc.aio.Server | None = None
         self._port: int | None = None
-        # Other services on the xDS port (e.g. health reports), added before start().
+        # More gRPC services on the same port (the CA's CSR service, endpoint health
+        # reports), added before start.
         self.extra_handlers: list[grpc.GenericRpcHandler] = []
 
     # -- lifecycle --------------------------------------------------------------------
@@ -414,18 +415,9 @@ class XdsServer:
                 snapshot = self._snapshots.get(stream.info.node_id)
                 if snapshot is None:
                     continue  # wait for one: never answer with an empty configuration
-                for response in stream.state.responses(snapshot):
-                    await context.write(response.payload)
-                    log.debug(
-                        "xds push",
-                        stream=stream.info.stream_id,
-                        node=stream.info.node_id,
-                        type=types.short_name(response.type_url),
-                        version=response.version,
-                        nonce=response.nonce,
-                        resources=len(response.resources),
-                        removed=len(response.removed),
-                    )
+                # In its own frame, so no payload (up to the whole mesh's routes) stays
+                # referenced while the stream idles: with 1,000 streams that was 300+ MiB.
+                await self._write_responses(stream, context, snapshot)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -433,6 +425,22 @@ class XdsServer:
             log.warning("xds stream write failed", exc_info=True, stream=stream.info.stream_id)
             if reader is not None:
                 reader.cancel()
+
+    async def _write_responses(
+        self, stream: _Stream, context: grpc.aio.ServicerContext, snapshot: Snapshot
+    ) -> None:
+        for response in stream.state.responses(snapshot):
+            await context.write(response.payload)
+            log.debug(
+                "xds push",
+                stream=stream.info.stream_id,
+                node=stream.info.node_id,
+                type=types.short_name(response.type_url),
+                version=response.version,
+                nonce=response.nonce,
+                resources=len(response.resources),
+                removed=len(response.removed),
+            )
 
     async def _notify(self, callback: Callable[..., Any], *args: Any) -> None:
         # An owner's bug must not break the stream; it is logged.

@@ -25,9 +25,12 @@ SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+HTTP_RBAC = "envoy.extensions.filters.http.rbac.v3.RBAC"
+NETWORK_RBAC = "envoy.extensions.filters.network.rbac.v3.RBAC"
 UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 RAW_BUFFER = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
+SOCKET_MATCH = "envoy.transport_socket_match"
 
 
 class ConfigError(ValueError):
@@ -317,7 +320,18 @@ def _route(r: Any, kind: str, name: str, path: str) -> m.Route:
         )
         action = replace(action, retry=_with_budget(action.retry, raw, limit))
     req, resp = _mutations(r)
+    if which != "direct_response" and any("%REQ(" in v for _, v in (*resp.set, *resp.add)):
+        raise ConfigError(
+            kind, name, f"{path}.response_headers_to_add", "%REQ(...)% only in direct responses"
+        )
     return m.Route(r.name, match, action, req, resp, dict(meta))
+
+
+def _scalar(value: Any) -> str:
+    # Struct values: match "true" and True alike (YAML and JSON writers differ).
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _struct(struct: Any) -> dict[str, Any]:
@@ -380,6 +394,94 @@ def _route_configuration(rc: Any, kind: str, name: str) -> m.RouteTable:
             tuple(h.lower() for h in rc.request_headers_to_remove),
         )
     return table
+
+
+# --- authorization (RBAC) ----------------------------------------------------------------
+
+
+def _principal(p: Any, kind: str, name: str, path: str) -> m.RbacPrincipal:
+    which = p.WhichOneof("identifier")
+    if which == "any":
+        return m.RbacPrincipal("any")
+    if which == "authenticated":
+        sm = string_match(
+            p.authenticated.principal_name, kind, name, f"{path}.authenticated.principal_name"
+        )
+        return m.RbacPrincipal("id", sm)
+    if which in ("and_ids", "or_ids"):
+        ids = getattr(p, which).ids
+        children = tuple(
+            _principal(c, kind, name, f"{path}.{which}.ids[{i}]") for i, c in enumerate(ids)
+        )
+        return m.RbacPrincipal("and" if which == "and_ids" else "or", children=children)
+    if which == "not_id":
+        return m.RbacPrincipal(
+            "not", children=(_principal(p.not_id, kind, name, f"{path}.not_id"),)
+        )
+    raise ConfigError(
+        kind, name, path, "principal needs any, authenticated, and_ids, or_ids or not_id"
+    )
+
+
+def _permission(p: Any, kind: str, name: str, path: str) -> m.RbacPermission:
+    which = p.WhichOneof("rule")
+    if which == "any":
+        return m.RbacPermission("any")
+    if which == "header":
+        return m.RbacPermission(
+            "header", header=_header_match(p.header, kind, name, f"{path}.header")
+        )
+    if which == "url_path":
+        if p.url_path.WhichOneof("rule") != "path":
+            raise ConfigError(kind, name, f"{path}.url_path", "needs path")
+        sm = string_match(p.url_path.path, kind, name, f"{path}.url_path.path")
+        return m.RbacPermission("path", path=sm)
+    if which in ("and_rules", "or_rules"):
+        rules = getattr(p, which).rules
+        children = tuple(
+            _permission(c, kind, name, f"{path}.{which}.rules[{i}]") for i, c in enumerate(rules)
+        )
+        return m.RbacPermission("and" if which == "and_rules" else "or", children=children)
+    if which == "not_rule":
+        return m.RbacPermission(
+            "not", children=(_permission(p.not_rule, kind, name, f"{path}.not_rule"),)
+        )
+    raise ConfigError(kind, name, path, "permission needs any, header, url_path, and/or/not rules")
+
+
+def _rbac_rules(rules: Any, kind: str, name: str, path: str) -> m.Rbac:
+    if rules.action not in (0, 1):
+        raise ConfigError(kind, name, f"{path}.action", "only ALLOW and DENY are supported")
+    policies = []
+    for pname in sorted(rules.policies):
+        policy = rules.policies[pname]
+        ppath = f"{path}.policies[{pname!r}]"
+        policies.append(
+            m.RbacPolicy(
+                pname,
+                tuple(
+                    _permission(p, kind, name, f"{ppath}.permissions[{i}]")
+                    for i, p in enumerate(policy.permissions)
+                ),
+                tuple(
+                    _principal(p, kind, name, f"{ppath}.principals[{i}]")
+                    for i, p in enumerate(policy.principals)
+                ),
+            )
+        )
+    return m.Rbac("ALLOW" if rules.action == 0 else "DENY", tuple(policies))
+
+
+def compile_rbac(config: Any, kind: str, name: str, path: str) -> m.RbacFilter:
+    """HTTP or network RBAC: the same shape (`stat_prefix` is the network filter's)."""
+    rules = (
+        _rbac_rules(config.rules, kind, name, f"{path}.rules") if config.HasField("rules") else None
+    )
+    shadow = None
+    if config.HasField("shadow_rules"):
+        shadow = _rbac_rules(config.shadow_rules, kind, name, f"{path}.shadow_rules")
+    prefix = getattr(config, "rules_stat_prefix", "") or getattr(config, "stat_prefix", "")
+    return m.RbacFilter(rules, shadow, prefix)
 
 
 # --- listeners ---------------------------------------------------------------------------
@@ -464,6 +566,10 @@ def _hcm(hcm: Any, kind: str, name: str, path: str, direction: str) -> m.HttpCon
     for i, f in enumerate(hcm.http_filters):
         type_name = f.typed_config.type_url.rsplit("/", 1)[-1]
         where = f"{path}.http_filters[{i}]"
+        if type_name == HTTP_RBAC:
+            rbac = compile_rbac(unpack_any(f.typed_config), kind, name, where)
+            filters.append(m.HttpFilter("rbac", rbac))
+            continue
         config = _http_filter_config(unpack_any(f.typed_config), type_name, kind, name, where)
         filters.append(m.HttpFilter(type_name.rsplit(".", 1)[-1].lower(), config))
         if i == len(hcm.http_filters) - 1 and not type_name.endswith("router.v3.Router"):
@@ -527,6 +633,8 @@ def compile_listener(lst: Any) -> m.Listener:
     chains = list(lst.filter_chains)
     if not chains:
         raise ConfigError(kind, name, "filter_chains", "at least one filter chain is required")
+    if any(c.filter_chain_match.server_names for c in chains):
+        return _sni_listener(lst, chains, direction)
     # PERMISSIVE mTLS: a "tls" chain and a "raw_buffer" chain with the same filters.
     allow_plaintext = False
     if len(chains) == 2:
@@ -544,25 +652,38 @@ def compile_listener(lst: Any) -> m.Listener:
         raise ConfigError(kind, name, "filter_chains", "at most two filter chains are supported")
     chain = chains[0]
     if not chain.filters:
-        raise ConfigError(kind, name, "filter_chains[0].filters", "a network filter is required")
-    *before, flt = chain.filters
+        raise ConfigError(kind, name, "filter_chains[0].filters", "needs a network filter")
+    # Network RBAC filters and a connection rate limit, then one terminal filter
+    # (tcp_proxy or the HCM).
+    rbac: list[m.RbacFilter] = []
     connection_limit = None
-    for i, pre in enumerate(before):
-        where = f"filter_chains[0].filters[{i}]"
-        if pre.typed_config.type_url.rsplit("/", 1)[-1] != NETWORK_RATE_LIMIT:
-            reason = "only a local rate limit may come before the last network filter"
-            raise ConfigError(kind, name, where, reason)
-        connection_limit = _network_rate_limit(unpack_any(pre.typed_config), kind, name, where)
+    for i, flt in enumerate(chain.filters[:-1]):
+        type_name = flt.typed_config.type_url.rsplit("/", 1)[-1]
+        path = f"filter_chains[0].filters[{i}]"
+        if type_name == NETWORK_RBAC:
+            rbac.append(compile_rbac(unpack_any(flt.typed_config), kind, name, path))
+        elif type_name == NETWORK_RATE_LIMIT:
+            connection_limit = _network_rate_limit(unpack_any(flt.typed_config), kind, name, path)
+        else:
+            reason = "only network RBAC and local rate limit filters may precede the last filter"
+            raise ConfigError(kind, name, path, reason)
+    flt = chain.filters[-1]
     type_name = flt.typed_config.type_url.rsplit("/", 1)[-1]
-    path = f"filter_chains[0].filters[{len(before)}]"
+    path = f"filter_chains[0].filters[{len(chain.filters) - 1}]"
     if connection_limit is not None and type_name != TCP_PROXY:
         reason = "a connection rate limit is only supported before tcp_proxy"
         raise ConfigError(kind, name, "filter_chains[0].filters[0]", reason)
     handler: m.HttpConnectionManager | m.TcpProxy
     if type_name == HCM:
+        if rbac:
+            raise ConfigError(
+                kind, name, "filter_chains[0].filters", "network RBAC only before tcp_proxy"
+            )
         handler = _hcm(unpack_any(flt.typed_config), kind, name, path, direction)
     elif type_name == TCP_PROXY:
         handler = _tcp_proxy(unpack_any(flt.typed_config), kind, name, path)
+        if rbac:
+            handler = m.TcpProxy(**{**_fields(handler), "rbac": tuple(rbac)})
     else:
         raise ConfigError(kind, name, path, f"network filter {type_name} is not supported")
     tls = None
@@ -646,10 +767,55 @@ def _http_filter_config(config: Any, type_name: str, kind: str, name: str, path:
     return None
 
 
+def _sni_listener(
+    lst: Any, chains: list[Any], direction: Literal["inbound", "outbound"]
+) -> m.Listener:
+    """TLS passed through, routed by the ClientHello's server name: one tcp_proxy per
+    chain, chains matched by `server_names` (exact), at most one default chain."""
+    kind, name = "Listener", lst.name
+    by_sni: dict[str, tuple[m.WeightedCluster, ...]] = {}
+    default: m.TcpProxy | None = None
+    for i, chain in enumerate(chains):
+        path = f"filter_chains[{i}]"
+        if chain.HasField("transport_socket") or chain.filter_chain_match.transport_protocol:
+            raise ConfigError(
+                kind, name, path, "SNI routing passes TLS through: no transport socket"
+            )
+        if len(chain.filters) != 1:
+            raise ConfigError(kind, name, f"{path}.filters", "exactly one tcp_proxy per chain")
+        flt = chain.filters[0]
+        if flt.typed_config.type_url.rsplit("/", 1)[-1] != TCP_PROXY:
+            raise ConfigError(kind, name, f"{path}.filters[0]", "SNI routing needs tcp_proxy")
+        proxy = _tcp_proxy(unpack_any(flt.typed_config), kind, name, f"{path}.filters[0]")
+        names = [n.lower().rstrip(".") for n in chain.filter_chain_match.server_names]
+        if not names:
+            if default is not None:
+                raise ConfigError(kind, name, path, "more than one chain without server_names")
+            default = proxy
+        for server in names:
+            if server.startswith("*"):
+                raise ConfigError(
+                    kind,
+                    name,
+                    f"{path}.filter_chain_match.server_names",
+                    "wildcards are not supported",
+                )
+            if server in by_sni:
+                raise ConfigError(
+                    kind, name, f"{path}.filter_chain_match.server_names", f"{server!r} is repeated"
+                )
+            by_sni[server] = proxy.clusters
+    base = default or m.TcpProxy(stat_prefix=name, clusters=(), total_weight=0)
+    handler = m.TcpProxy(**{**_fields(base), "sni_routing": True, "by_sni": by_sni})
+    sa = lst.address.socket_address
+    return m.Listener(name, sa.address, sa.port_value, direction, handler, None)
+
+
 # --- clusters ----------------------------------------------------------------------------
 
 _CLUSTER_TYPES = {0: "static", 1: "strict_dns", 2: "logical_dns", 3: "eds", 4: "original_dst"}
 _LB_POLICIES = {0: "round_robin", 1: "least_request", 2: "ring_hash", 3: "random", 5: "maglev"}
+CLUSTER_PROVIDED = 6
 
 
 def compile_cluster(c: Any) -> m.Cluster:
@@ -660,7 +826,19 @@ def compile_cluster(c: Any) -> m.Cluster:
         raise ConfigError(kind, name, "type", "cluster type not supported")
     if ctype == "eds" and not c.eds_cluster_config.eds_config.HasField("ads"):
         raise ConfigError(kind, name, "eds_cluster_config.eds_config", "only ADS is supported")
-    lb = _LB_POLICIES.get(c.lb_policy)
+    if ctype == "original_dst":
+        # Passthrough: the upstream is the request's authority (host:port as given).
+        odst = c.original_dst_lb_config
+        if c.lb_policy != CLUSTER_PROVIDED:
+            raise ConfigError(kind, name, "lb_policy", "ORIGINAL_DST needs CLUSTER_PROVIDED")
+        if not odst.use_http_header or odst.http_header_name.lower() not in (":authority", "host"):
+            raise ConfigError(
+                kind,
+                name,
+                "original_dst_lb_config",
+                "only use_http_header with http_header_name ':authority' is supported",
+            )
+    lb = "round_robin" if ctype == "original_dst" else _LB_POLICIES.get(c.lb_policy)
     if lb is None:
         raise ConfigError(kind, name, "lb_policy", "load balancing policy not supported")
     meta: dict[str, str] = {}
@@ -688,6 +866,18 @@ def compile_cluster(c: Any) -> m.Cluster:
     if c.HasField("load_assignment"):
         endpoints = compile_endpoints(c.load_assignment)
     tls = _upstream_tls(c.transport_socket, kind, name) if c.HasField("transport_socket") else None
+    tls_match: dict[str, str] | None = None
+    if c.transport_socket_matches:
+        if len(c.transport_socket_matches) != 1 or tls is not None:
+            raise ConfigError(
+                kind,
+                name,
+                "transport_socket_matches",
+                "one match (TLS) with a plaintext default transport socket is supported",
+            )
+        tsm = c.transport_socket_matches[0]
+        tls = _upstream_tls(tsm.transport_socket, kind, name)
+        tls_match = {k: _scalar(v) for k, v in _struct(tsm.match).items()}
     return m.Cluster(
         name=name,
         kind=ctype,  # type: ignore[arg-type]
@@ -698,6 +888,7 @@ def compile_cluster(c: Any) -> m.Cluster:
         connect_timeout=seconds(c.connect_timeout, 5.0) or 5.0,
         protocol="tcp" if meta.get("protocol") == "tcp" else "http1",
         tls=tls,
+        tls_match=tls_match,
         circuit_breaker=breaker,
         outlier=outlier,
         health_check=health,
@@ -813,6 +1004,10 @@ def compile_endpoints(cla: Any) -> tuple[m.Endpoint, ...]:
             sa = lb.endpoint.address.socket_address
             labels: dict[str, str] = {}
             workload = ""
+            socket_match: dict[str, str] = {}
+            if SOCKET_MATCH in lb.metadata.filter_metadata:
+                data = _struct(lb.metadata.filter_metadata[SOCKET_MATCH])
+                socket_match = {k: _scalar(v) for k, v in data.items()}
             if "gossamer" in lb.metadata.filter_metadata:
                 data = _struct(lb.metadata.filter_metadata["gossamer"])
                 workload = str(data.pop("workload", ""))
@@ -828,6 +1023,7 @@ def compile_endpoints(cla: Any) -> tuple[m.Endpoint, ...]:
                     healthy=lb.health_status in (0, 1),
                     labels=dict(labels),
                     workload=workload,
+                    socket_match=socket_match,
                 )
             )
     return tuple(out)

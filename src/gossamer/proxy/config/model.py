@@ -240,6 +240,9 @@ class Endpoint:
     # Labels of the workload behind it (version, …), and its identity, for metrics.
     labels: Mapping[str, str] = field(default_factory=dict)
     workload: str = ""
+    # filter_metadata["envoy.transport_socket_match"]: which of the cluster's
+    # transport_socket_matches applies (e.g. {"mtls": "true"} for a sidecar-backed one).
+    socket_match: Mapping[str, str] = field(default_factory=dict)
 
 
 UNLIMITED = 1 << 31
@@ -311,6 +314,9 @@ class Cluster:
     connect_timeout: float = 5.0
     protocol: Literal["http1", "http2", "tcp"] = "http1"
     tls: UpstreamTls | None = None
+    # Set: `tls` applies only to endpoints whose socket_match has these values (Envoy's
+    # transport_socket_matches); the others are plaintext.
+    tls_match: Mapping[str, str] | None = None
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     outlier: OutlierDetection | None = None
     health_check: HealthCheck | None = None
@@ -320,6 +326,52 @@ class Cluster:
     per_connection_buffer: int = 1 << 20
     # Destination labels for metrics: service, namespace, ...
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+# --- authorization (RBAC) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RbacPrincipal:
+    """Who: `id` matches the caller's verified SPIFFE ID (none when unauthenticated)."""
+
+    kind: Literal["any", "id", "and", "or", "not"]
+    match: StringMatch | None = None
+    children: tuple[RbacPrincipal, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RbacPermission:
+    """What: `header` (incl. `:method`), `path` (without the query) on HTTP; on TCP only
+    `any` and combinations of it can match."""
+
+    kind: Literal["any", "header", "path", "and", "or", "not"]
+    header: HeaderMatch | None = None
+    path: StringMatch | None = None
+    children: tuple[RbacPermission, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RbacPolicy:
+    name: str  # "<namespace>/<name>#<entry>": the part before "#" is reported
+    permissions: tuple[RbacPermission, ...]  # any of them
+    principals: tuple[RbacPrincipal, ...]  # any of them
+
+
+@dataclass(frozen=True, slots=True)
+class Rbac:
+    action: Literal["ALLOW", "DENY"]
+    policies: tuple[RbacPolicy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RbacFilter:
+    """One RBAC filter (HTTP or network): `rules` enforced (None: nothing enforced),
+    `shadow` evaluated only to count would-be denials."""
+
+    rules: Rbac | None
+    shadow: Rbac | None = None
+    stat_prefix: str = ""
 
 
 # --- listeners ---------------------------------------------------------------------------
@@ -391,6 +443,14 @@ class TcpProxy:
     total_weight: int
     idle_timeout: float | None = 3600.0
     cumulative: tuple[int, ...] = ()
+    # Network RBAC filters before the proxy, in order.
+    rbac: tuple[RbacFilter, ...] = ()
+    # Routing by the TLS ClientHello's server name (filter chains with server_names):
+    # SNI → clusters; `clusters` is the default chain's (empty: no default, close).
+    sni_routing: bool = False
+    by_sni: Mapping[str, tuple[WeightedCluster, ...]] = field(default_factory=dict)
+    # The destination port a passthrough (ORIGINAL_DST) cluster dials the SNI host on.
+    sni_port: int = 443
 
 
 @dataclass(frozen=True, slots=True)

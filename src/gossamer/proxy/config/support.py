@@ -33,7 +33,7 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
     "envoy.config.listener.v3.FilterChain": frozenset(
         {"name", "filters", "transport_socket", "filter_chain_match"}
     ),
-    "envoy.config.listener.v3.FilterChainMatch": frozenset({"transport_protocol"}),
+    "envoy.config.listener.v3.FilterChainMatch": frozenset({"transport_protocol", "server_names"}),
     "envoy.config.listener.v3.Filter": frozenset({"name", "typed_config"}),
     "envoy.config.core.v3.TransportSocket": frozenset({"name", "typed_config"}),
     "envoy.config.core.v3.Metadata": frozenset({"filter_metadata"}),
@@ -98,6 +98,25 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
     "envoy.type.v3.TokenBucket": frozenset({"max_tokens", "tokens_per_fill", "fill_interval"}),
     "envoy.config.core.v3.RuntimeFractionalPercent": frozenset({"default_value"}),
     "envoy.type.v3.HttpStatus": frozenset({"code"}),
+    # --- authorization (RBAC), on the verified SPIFFE ID of the caller ---
+    "envoy.extensions.filters.http.rbac.v3.RBAC": frozenset(
+        {"rules", "rules_stat_prefix", "shadow_rules", "shadow_rules_stat_prefix"}
+    ),
+    "envoy.extensions.filters.network.rbac.v3.RBAC": frozenset(
+        {"rules", "shadow_rules", "stat_prefix", "shadow_rules_stat_prefix"}
+    ),
+    "envoy.config.rbac.v3.RBAC": frozenset({"action", "policies"}),
+    "envoy.config.rbac.v3.Policy": frozenset({"permissions", "principals"}),
+    "envoy.config.rbac.v3.Permission": frozenset(
+        {"and_rules", "or_rules", "any", "header", "url_path", "not_rule"}
+    ),
+    "envoy.config.rbac.v3.Permission.Set": frozenset({"rules"}),
+    "envoy.config.rbac.v3.Principal": frozenset(
+        {"and_ids", "or_ids", "any", "authenticated", "not_id"}
+    ),
+    "envoy.config.rbac.v3.Principal.Set": frozenset({"ids"}),
+    "envoy.config.rbac.v3.Principal.Authenticated": frozenset({"principal_name"}),
+    "envoy.type.matcher.v3.PathMatcher": frozenset({"path"}),
     # --- TCP proxy ---
     "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy": frozenset(
         {"stat_prefix", "cluster", "weighted_clusters", "idle_timeout"}
@@ -250,10 +269,15 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
             "ring_hash_lb_config",
             "common_lb_config",
             "transport_socket",
+            "transport_socket_matches",
             "metadata",
             "per_connection_buffer_limit_bytes",
             "common_http_protocol_options",
+            "original_dst_lb_config",
         }
+    ),
+    "envoy.config.cluster.v3.Cluster.OriginalDstLbConfig": frozenset(
+        {"use_http_header", "http_header_name"}
     ),
     "envoy.config.cluster.v3.Cluster.EdsClusterConfig": frozenset({"eds_config", "service_name"}),
     "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": frozenset({"choice_count"}),
@@ -310,8 +334,45 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
         {"endpoint", "health_status", "load_balancing_weight", "metadata"}
     ),
     "envoy.config.endpoint.v3.Endpoint": frozenset({"address", "hostname"}),
-    # TLS (UpstreamTlsContext, DownstreamTlsContext, Secret) comes with mTLS; until then a
-    # TLS transport socket is NACKed rather than served in plaintext.
+    "envoy.config.cluster.v3.Cluster.TransportSocketMatch": frozenset(
+        {"name", "match", "transport_socket"}
+    ),
+    # --- TLS: mTLS between sidecars, certificates and trust bundles by SDS (over ADS) ---
+    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext": frozenset(
+        {"common_tls_context", "sni"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext": frozenset(
+        {"common_tls_context", "require_client_certificate"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext": frozenset(
+        {
+            "tls_params",
+            "tls_certificate_sds_secret_configs",
+            "validation_context_sds_secret_config",
+            "combined_validation_context",
+            "alpn_protocols",
+        }
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.TlsParameters": frozenset(
+        {"tls_minimum_protocol_version", "tls_maximum_protocol_version"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig": frozenset({"name", "sds_config"}),
+    "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext"
+    ".CombinedCertificateValidationContext": frozenset(
+        {"default_validation_context", "validation_context_sds_secret_config"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext": frozenset(
+        {"match_typed_subject_alt_names", "trusted_ca"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher": frozenset(
+        {"san_type", "matcher"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.Secret": frozenset(
+        {"name", "tls_certificate", "validation_context"}
+    ),
+    "envoy.extensions.transport_sockets.tls.v3.TlsCertificate": frozenset(
+        {"certificate_chain", "private_key"}
+    ),
     "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer": frozenset(),
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector": frozenset(),
 }
@@ -325,8 +386,12 @@ KNOWN_TYPED_CONFIGS: frozenset[str] = frozenset(
         "envoy.extensions.filters.http.fault.v3.HTTPFault",
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
         "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
+        "envoy.extensions.filters.http.rbac.v3.RBAC",
+        "envoy.extensions.filters.network.rbac.v3.RBAC",
         "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
         "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+        "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
     }
 )
 
@@ -416,10 +481,12 @@ def _import_typed_configs() -> None:
     import envoy.config.route.v3.route_pb2
     import envoy.extensions.filters.http.fault.v3.fault_pb2
     import envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2
+    import envoy.extensions.filters.http.rbac.v3.rbac_pb2
     import envoy.extensions.filters.http.router.v3.router_pb2
     import envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2
     import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2
     import envoy.extensions.filters.network.local_ratelimit.v3.local_rate_limit_pb2
+    import envoy.extensions.filters.network.rbac.v3.rbac_pb2
     import envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2
     import envoy.extensions.transport_sockets.raw_buffer.v3.raw_buffer_pb2
     import envoy.extensions.transport_sockets.tls.v3.secret_pb2
@@ -462,10 +529,27 @@ def markdown() -> str:
         '  `metadata.filter_metadata["gossamer"].lb = "peak_ewma"`, which the sidecar honours.',
         "- A listener may have two filter chains only as a `tls` / `raw_buffer` pair",
         "  (`filter_chain_match.transport_protocol`): permissive mTLS.",
+        "- TLS certificates and trust bundles come only by SDS (`Secret` over ADS); peers are",
+        "  verified by the trust bundle and by URI SAN (SPIFFE ID), never by hostname.",
+        "- `Cluster.transport_socket_matches`: one TLS match, plaintext default; an endpoint",
+        '  uses TLS when its `filter_metadata["envoy.transport_socket_match"]` has the values.',
         "- The last HTTP filter must be the router; `codec_type` AUTO or HTTP1.",
         "- A filter chain has one terminal network filter (HTTP connection manager or TCP",
         "  proxy), optionally preceded by a network local rate limit (TCP listeners).",
+        "- RBAC (HTTP and network): actions ALLOW and DENY (LOG is NACKed); principals match",
+        "  the caller's verified SPIFFE ID (`authenticated.principal_name`); HTTP permissions",
+        "  match `:method` and other headers and `url_path`; on TCP, permissions other than",
+        "  `any` never match. Network RBAC filters may only precede a `tcp_proxy`.",
         "- `RouteAction.timeout` defaults to 15 s as in Envoy; 0 disables it.",
+        "- Filter chains matched by `server_names` (exact names) route TLS by the",
+        "  ClientHello's SNI without terminating it: one `tcp_proxy` per chain, at most one",
+        "  chain without `server_names` (the default; none: unmatched connections close).",
+        "  A passthrough (`ORIGINAL_DST`) cluster there dials the SNI host on port 443.",
+        "- `ORIGINAL_DST` clusters (egress passthrough) need `lb_policy: CLUSTER_PROVIDED` and",
+        "  `original_dst_lb_config` with `use_http_header` and `http_header_name: :authority`:",
+        "  the upstream is the request's host:port as the app gave it (port 80 by default).",
+        "- The command operator `%REQ(:AUTHORITY)%` is honoured in the response headers of",
+        "  direct responses only (a forwarding route using it is NACKed).",
         "",
     ]
     return "\n".join(lines)

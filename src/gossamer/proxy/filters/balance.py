@@ -55,6 +55,7 @@ class EndpointState:
         "port",
         "sr_success",
         "sr_total",
+        "tls",
         "weight",
         "workload",
         "zone",
@@ -83,6 +84,7 @@ class EndpointState:
         self.sr_total = 0  # results in the current success-rate interval
         self.sr_success = 0
         self.pool: Any = None  # the IO layer's connection pool for this endpoint
+        self.tls = False  # connect with the cluster's TLS (a sidecar-backed endpoint)
 
     @classmethod
     def from_endpoint(cls, ep: m.Endpoint) -> EndpointState:

@@ -30,13 +30,15 @@ DIRECT: Final = 1
 REDIRECT: Final = 2
 
 HeaderPairs = tuple[tuple[bytes, bytes], ...]
+# The one Envoy command operator honoured, in the headers of local replies only.
+REQ_AUTHORITY: Final = b"%REQ(:AUTHORITY)%"
 _VH_CACHE_MAX: Final = 1024
 
 
 class HeaderPlan:
     """Header mutations for one direction, encoded for the http1 head builders."""
 
-    __slots__ = ("add", "empty", "remove", "set")
+    __slots__ = ("add", "dynamic", "empty", "remove", "set")
 
     def __init__(
         self, levels: Sequence[m.HeaderMutation], extra_remove: Sequence[str] = ()
@@ -54,6 +56,7 @@ class HeaderPlan:
         self.add: HeaderPairs = tuple(add)
         self.remove: frozenset[bytes] = frozenset(remove)
         self.empty = not (self.set or self.add or self.remove)
+        self.dynamic = any(REQ_AUTHORITY in v for _, v in (*self.set, *self.add))
 
 
 class RouteEntry:

@@ -56,13 +56,33 @@ class RequestStats:
 
 
 class ListenerStats:
-    __slots__ = ("cx_active", "cx_total", "flags", "requests")
+    __slots__ = (
+        "cx_active",
+        "cx_total",
+        "flags",
+        "plaintext",
+        "plaintext_rejected",
+        "requests",
+        "tls_failures",
+        "tls_handshakes",
+    )
 
     def __init__(self) -> None:
         self.cx_total = 0
         self.cx_active = 0
         self.flags: dict[str, int] = {}
         self.requests: dict[str, RequestStats] = {}
+        self.tls_handshakes = 0
+        self.tls_failures = 0
+        # Plaintext connections to a TLS listener by client address: accepted (PERMISSIVE)
+        # or refused (STRICT); what `gossamer get mtls-report` shows operators.
+        self.plaintext: dict[str, int] = {}
+        self.plaintext_rejected: dict[str, int] = {}
+
+    def count_plaintext(self, peer: str, accepted: bool) -> None:
+        counts = self.plaintext if accepted else self.plaintext_rejected
+        if peer in counts or len(counts) < MAX_SERIES:
+            counts[peer] = counts.get(peer, 0) + 1
 
     def for_cluster(self, cluster: str) -> RequestStats:
         rs = self.requests.get(cluster)
@@ -92,6 +112,9 @@ class ClusterStats:
         "retry_overflow",
         "rq_active",
         "rq_pending",
+        "tls_failures",
+        "tls_handshakes",
+        "tls_resumed",
     )
 
     def __init__(self) -> None:
@@ -107,6 +130,9 @@ class ClusterStats:
         self.retry_active = 0  # retries waiting (backoff) or in flight
         self.retry_budget_exhausted = 0  # retries the budget refused
         self.retry_overflow = 0  # retries the max_retries limit refused
+        self.tls_handshakes = 0
+        self.tls_resumed = 0  # handshakes that resumed a session (no certificate exchange)
+        self.tls_failures = 0  # handshake or peer identity failures
 
 
 class Stats:
@@ -116,6 +142,21 @@ class Stats:
         self.listeners: dict[str, ListenerStats] = {}
         self.clusters: dict[str, ClusterStats] = {}
         self.config_applies = 0
+        # Authorization: destination → source identity → count.
+        self.authz_denied: dict[str, dict[str, int]] = {}
+        self.authz_shadow_denied: dict[str, dict[str, int]] = {}
+
+    def authz(self, shadow: bool, source: str | None, destination: str) -> None:
+        table = self.authz_shadow_denied if shadow else self.authz_denied
+        by_source = table.get(destination)
+        if by_source is None:
+            if len(table) >= MAX_SERIES:
+                destination = OTHER
+            by_source = table.setdefault(destination, {})
+        key = source or "unauthenticated"
+        if key not in by_source and len(by_source) >= MAX_SERIES:
+            key = OTHER
+        by_source[key] = by_source.get(key, 0) + 1
 
     def listener(self, name: str) -> ListenerStats:
         ls = self.listeners.get(name)
@@ -141,6 +182,10 @@ class Stats:
                     "cx_total": ls.cx_total,
                     "cx_active": ls.cx_active,
                     "flags": dict(ls.flags),
+                    "tls_handshakes": ls.tls_handshakes,
+                    "tls_failures": ls.tls_failures,
+                    "plaintext": dict(ls.plaintext),
+                    "plaintext_rejected": dict(ls.plaintext_rejected),
                     "requests": {
                         cluster: {
                             "classes": list(rs.classes),
@@ -165,10 +210,15 @@ class Stats:
                     "retries": cs.retries,
                     "retry_budget_exhausted": cs.retry_budget_exhausted,
                     "retry_overflow": cs.retry_overflow,
+                    "tls_failures": cs.tls_failures,
+                    "tls_handshakes": cs.tls_handshakes,
+                    "tls_resumed": cs.tls_resumed,
                 }
                 for name, cs in self.clusters.items()
             },
             "config_applies": self.config_applies,
+            "authz_denied": {d: dict(s) for d, s in self.authz_denied.items()},
+            "authz_shadow_denied": {d: dict(s) for d, s in self.authz_shadow_denied.items()},
         }
 
 
@@ -211,6 +261,10 @@ def summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
             "downstream_cx_active": ls["cx_active"],
             "requests": requests,
             "response_flags": dict(sorted(ls["flags"].items())),
+            "tls_handshakes": ls.get("tls_handshakes", 0),
+            "tls_failures": ls.get("tls_failures", 0),
+            "plaintext_clients": dict(sorted(ls.get("plaintext", {}).items())),
+            "plaintext_rejected": dict(sorted(ls.get("plaintext_rejected", {}).items())),
         }
     clusters = {
         name: {
@@ -222,9 +276,12 @@ def summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
             "outlier_ejections": cs["ejections"],
             "circuit_breaker_overflow": cs.get("overflow", 0),
             "lb_healthy_panic": cs.get("panic", 0),
-            "upstream_rq_retry": cs.get("retries", 0),
             "retry_budget_exhausted": cs.get("retry_budget_exhausted", 0),
             "retry_overflow": cs.get("retry_overflow", 0),
+            "upstream_rq_retry": cs.get("retries", 0),
+            "upstream_tls_failures": cs.get("tls_failures", 0),
+            "upstream_tls_handshakes": cs.get("tls_handshakes", 0),
+            "upstream_tls_resumed": cs.get("tls_resumed", 0),
         }
         for name, cs in sorted(snapshot["clusters"].items())
     }
@@ -232,6 +289,8 @@ def summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
         "listeners": listeners,
         "clusters": clusters,
         "config_applies": snapshot["config_applies"],
+        "authz_denied": snapshot.get("authz_denied", {}),
+        "authz_shadow_denied": snapshot.get("authz_shadow_denied", {}),
     }
 
 
@@ -256,7 +315,7 @@ def prometheus(snapshot: Mapping[str, Any], gauges: Mapping[str, float] | None =
     for metric, key, kind, help_ in _LISTENER_FAMILIES:
         family(metric, kind, help_)
         for name, ls in listeners:
-            sample(metric, {"listener": name}, ls[key])
+            sample(metric, {"listener": name}, ls.get(key, 0))
     family("gossamer_requests_total", "counter", "Requests by listener, cluster and status class.")
     for name, ls in listeners:
         for cluster, rs in sorted(ls["requests"].items()):
@@ -282,10 +341,31 @@ def prometheus(snapshot: Mapping[str, Any], gauges: Mapping[str, float] | None =
     for name, ls in listeners:
         for flag, n in sorted(ls["flags"].items()):
             sample("gossamer_response_flags_total", {"listener": name, "flag": flag}, n)
+    family("gossamer_plaintext_connections_total", "counter", "Plaintext clients of TLS listeners.")
+    for name, ls in listeners:
+        for key, outcome in (("plaintext", "accepted"), ("plaintext_rejected", "rejected")):
+            for peer, n in sorted(ls.get(key, {}).items()):
+                sample(
+                    "gossamer_plaintext_connections_total",
+                    {"listener": name, "source": peer, "outcome": outcome},
+                    n,
+                )
     for metric, key, kind, help_ in _CLUSTER_FAMILIES:
         family(metric, kind, help_)
         for name, cs in clusters:
-            sample(metric, {"cluster": name}, cs[key])
+            sample(metric, {"cluster": name}, cs.get(key, 0))
+    for metric, key, help_ in (
+        ("gossamer_authz_denied_total", "authz_denied", "Requests and connections denied."),
+        (
+            "gossamer_authz_shadow_denied_total",
+            "authz_shadow_denied",
+            "Requests shadow-mode policies would deny (allowed).",
+        ),
+    ):
+        family(metric, "counter", help_)
+        for destination, by_source in sorted(snapshot.get(key, {}).items()):
+            for source, n in sorted(by_source.items()):
+                sample(metric, {"source": source, "destination": destination}, n)
     family("gossamer_config_applies_total", "counter", "Configurations applied.")
     sample("gossamer_config_applies_total", {}, snapshot["config_applies"])
     for name, value in sorted((gauges or {}).items()):
@@ -297,6 +377,8 @@ def prometheus(snapshot: Mapping[str, Any], gauges: Mapping[str, float] | None =
 _LISTENER_FAMILIES: Final = (
     ("gossamer_downstream_connections_total", "cx_total", "counter", "Connections accepted."),
     ("gossamer_downstream_connections_active", "cx_active", "gauge", "Connections open."),
+    ("gossamer_downstream_tls_handshakes_total", "tls_handshakes", "counter", "TLS accepted."),
+    ("gossamer_downstream_tls_failures_total", "tls_failures", "counter", "TLS failed."),
 )
 _CLUSTER_FAMILIES: Final = (
     ("gossamer_upstream_connections_total", "cx_total", "counter", "Upstream connections opened."),
@@ -330,4 +412,7 @@ _CLUSTER_FAMILIES: Final = (
         "counter",
         "Retries refused by the max_retries limit.",
     ),
+    ("gossamer_upstream_tls_handshakes_total", "tls_handshakes", "counter", "TLS handshakes."),
+    ("gossamer_upstream_tls_resumed_total", "tls_resumed", "counter", "TLS sessions resumed."),
+    ("gossamer_upstream_tls_failures_total", "tls_failures", "counter", "TLS/identity failures."),
 )

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gossamer.core.logs import get_logger
 from gossamer.proxy.config import model as m
@@ -155,7 +155,9 @@ class HealthReporter:
         node_id: str,
         status: Callable[[], dict[str, dict[str, bool]]],
         token: str | None = None,
+        credentials: Any = None,  # grpc.ChannelCredentials when the control plane is TLS
     ) -> None:
+        self.credentials = credentials
         self.target = target
         self.node_id = node_id
         self.status = status
@@ -173,7 +175,12 @@ class HealthReporter:
         import grpc
 
         metadata = (("authorization", f"Bearer {self.token}"),) if self.token else None
-        async with grpc.aio.insecure_channel(self.target) as channel:
+        channel = (
+            grpc.aio.secure_channel(self.target, self.credentials)
+            if self.credentials is not None
+            else grpc.aio.insecure_channel(self.target)
+        )
+        async with channel:
             report = channel.unary_unary(REPORT_METHOD)
             while True:
                 with contextlib.suppress(TimeoutError):

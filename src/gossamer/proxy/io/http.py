@@ -26,6 +26,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Final, cast
 
+from gossamer.core.logs import get_logger
 from gossamer.protocols.http1 import (
     ProtocolError,
     RequestHead,
@@ -38,6 +39,7 @@ from gossamer.protocols.http1 import (
     response_parser,
 )
 from gossamer.proxy.context import HttpContext
+from gossamer.proxy.filters.authz import Authorizer, denied_body
 from gossamer.proxy.filters.retry import (
     CONNECT_FAILURE,
     PER_TRY_TIMEOUT,
@@ -46,10 +48,11 @@ from gossamer.proxy.filters.retry import (
     retriable_failure,
     retriable_status,
 )
-from gossamer.proxy.filters.route import DIRECT, FORWARD, HeaderPlan, RouteEntry
+from gossamer.proxy.filters.route import DIRECT, FORWARD, REQ_AUTHORITY, HeaderPlan, RouteEntry
 from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats
 from gossamer.proxy.io.clock import INF
 from gossamer.proxy.io.replies import local_reply
+from gossamer.proxy.io.tls import handshake_failed, peer_identity, san_allowed
 
 if TYPE_CHECKING:
     from gossamer.proxy.cluster import ClusterRuntime
@@ -59,6 +62,8 @@ if TYPE_CHECKING:
     from gossamer.proxy.io.listener import ListenerHandle
 
 monotonic = time.monotonic
+log = get_logger("proxy.authz")
+AUTHZ_HEADER: Final = b"x-gossamer-authz"
 
 # Exchange states of a client connection.
 IDLE: Final = 0  # between requests
@@ -116,6 +121,7 @@ class HttpDownstream(asyncio.Protocol):
         "parser",
         "paused",
         "peer",
+        "peer_identity",
         "peer_ip",
         "pending",
         "replay",
@@ -152,6 +158,8 @@ class HttpDownstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = b""
         self.peer_ip = ""
+        # The verified SPIFFE ID of an mTLS client (another sidecar); None in plaintext.
+        self.peer_identity: str | None = None
         self.state = IDLE
         self.deadline = INF
         self.timer = T_NONE
@@ -201,6 +209,7 @@ class HttpDownstream(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer_ip = peer[0] if peer else ""
         self.peer = self.peer_ip.encode()
+        self.peer_identity = peer_identity(transport)
         handle = self.handle
         handle.connections.add(self)
         handle.ticker.items.add(self)
@@ -366,15 +375,20 @@ class HttpDownstream(asyncio.Protocol):
         self.deadline = INF
         self.timer = T_NONE
         self.has_body = head.chunked or bool(head.content_length)
+        authority = head.authority or head.host or b""
+        authz = ctx.authz
+        if authz is not None and self._denied(authz, head, authority):
+            return
         if head.method == b"CONNECT":
             self._local(405, b"CONNECT is not supported\n", "")
             return
         if ctx.guarded and self._guard(ctx, head, now):
             return
-        self._route_request(ctx, head, now)
+        self._route_request(ctx, head, authority, now)
 
-    def _route_request(self, ctx: HttpContext, head: RequestHead, now: float) -> None:
-        authority = head.authority or head.host or b""
+    def _route_request(
+        self, ctx: HttpContext, head: RequestHead, authority: bytes, now: float
+    ) -> None:
         table = ctx.table
         entry = table.route(head, authority) if table is not None else None
         if entry is None:
@@ -392,9 +406,12 @@ class HttpDownstream(asyncio.Protocol):
             self._local(503, b"cluster not found: %s\n" % name.encode(), "NC")
             return
         self.cluster = cluster
-        ep = cluster.pick(
-            entry.hash.key(head.headers, head.path, self.peer_ip) if entry.hashing else None
-        )
+        if cluster.passthrough:
+            ep = cluster.endpoint_for(authority)
+        else:
+            ep = cluster.pick(
+                entry.hash.key(head.headers, head.path, self.peer_ip) if entry.hashing else None
+            )
         if ep is None:
             self._local(503, b"no healthy upstream\n", "UH")
             return
@@ -688,7 +705,8 @@ class HttpDownstream(asyncio.Protocol):
             return
         body, size = self.up_out, self.up_size
         self.up_out, self.up_size = [], 0
-        self._route_request(self.ctx, self.head, monotonic())
+        head = self.head
+        self._route_request(self.ctx, head, head.authority or head.host or b"", monotonic())
         if self.state != ACTIVE:
             return  # answered locally (no route, no upstream...)
         self.up_out.extend(body)
@@ -954,7 +972,14 @@ class HttpDownstream(asyncio.Protocol):
         rstats.record(status, now - self.started)
         plan = self.resp_plan
         if plan is not None and not plan.empty:
-            extra = (*extra, *plan.set, *plan.add)
+            if plan.dynamic:  # %REQ(:AUTHORITY)% in a direct response's headers
+                authority = head.authority or head.host or b""
+                extra = (
+                    *extra,
+                    *((k, v.replace(REQ_AUTHORITY, authority)) for k, v in (*plan.set, *plan.add)),
+                )
+            else:
+                extra = (*extra, *plan.set, *plan.add)
         # The connection stays open only if the request's message is (or will be) whole.
         keep = (
             head.keep_alive
@@ -985,6 +1010,29 @@ class HttpDownstream(asyncio.Protocol):
             self._end_exchange()
         else:
             self.state = DISCARD  # on_message_complete (right after) ends the exchange
+
+    def _denied(self, authz: Authorizer, head: RequestHead, authority: bytes) -> bool:
+        """Authorization at the destination: answer 403 when the policies refuse."""
+        identity = self.peer_identity
+        refused = authz.check(identity, head, authority)
+        if refused is None:
+            if authz.shadow:
+                would = authz.check_shadow(identity, head, authority)
+                if would is not None:
+                    authz.count(True, identity)
+                    log.info(
+                        "shadow authz would deny",
+                        policy=would,
+                        source=identity or "unauthenticated",
+                        destination=authz.destination,
+                        method=head.method.decode("latin-1"),
+                        path=head.path.decode("latin-1"),
+                    )
+            return False
+        authz.count(False, identity)
+        header = b"denied policy=" + refused.encode()
+        self._local(403, denied_body(refused, identity, head), "RBAC", ((AUTHZ_HEADER, header),))
+        return True
 
     def _local_route(self, entry: RouteEntry, head: RequestHead, authority: bytes) -> None:
         plan = entry.response_plans[0]
@@ -1051,6 +1099,7 @@ class UpstreamConnection(asyncio.Protocol):
         "parser",
         "responded",
         "rhead",
+        "tls_host",
         "transport",
         "tunnel",
     )
@@ -1066,6 +1115,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.responded = False  # bytes of a response arrived since the last request
         self.keep_alive = True
         self.tunnel = False
+        # TLS: the server name dialled, until the session is kept for resumption.
+        self.tls_host: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -1216,7 +1267,19 @@ class UpstreamConnection(asyncio.Protocol):
         if down.resp_chunked:
             down.out.append(last_chunk(head.trailers))
         self.rhead = None
+        if self.tls_host is not None:
+            self._remember_session()
         down.response_complete(self, self.keep_alive)
+
+    def _remember_session(self) -> None:
+        # After a response, TLS 1.3 session tickets have arrived: keep one to resume with.
+        host, self.tls_host = self.tls_host, None
+        tls = self.cluster.tls
+        t = self.transport
+        if host is not None and tls is not None and t is not None:
+            ssl_object = t.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                tls.context.remember(host, ssl_object)
 
     def on_upgrade(self, data: bytes) -> None:
         down = self.down
@@ -1273,14 +1336,52 @@ class Pool:
 
 
 async def open_upstream(cluster: ClusterRuntime, ep: EndpointState) -> UpstreamConnection | None:
-    """A new connection to `ep`, or None (counted as a connect failure) on error/timeout."""
+    """A new connection to `ep`, or None (counted as a connect failure) on error/timeout.
+
+    A sidecar-backed endpoint gets mTLS, and its certificate must carry one of the
+    cluster's accepted SPIFFE IDs; without TLS material it is not contacted at all.
+    """
     loop = asyncio.get_running_loop()
+    if not ep.tls:
+        try:
+            async with asyncio.timeout(cluster.config.connect_timeout):
+                _, up = await loop.create_connection(
+                    lambda: UpstreamConnection(ep, cluster), ep.address, ep.port
+                )
+        except (OSError, TimeoutError):
+            cluster.stats.connect_fail += 1
+            return None
+        return up
+    tls = cluster.tls
+    stats = cluster.stats
+    if tls is None:
+        stats.connect_fail += 1
+        stats.tls_failures += 1
+        return None
+    host = tls.server_hostname(ep.address, ep.port)
     try:
         async with asyncio.timeout(cluster.config.connect_timeout):
-            _, up = await loop.create_connection(
-                lambda: UpstreamConnection(ep, cluster), ep.address, ep.port
+            transport, up = await loop.create_connection(
+                lambda: UpstreamConnection(ep, cluster),
+                ep.address,
+                ep.port,
+                ssl=tls.context,
+                server_hostname=host,
+                ssl_handshake_timeout=cluster.config.connect_timeout,
             )
-    except (OSError, TimeoutError):
-        cluster.stats.connect_fail += 1
+    except (OSError, TimeoutError, ValueError) as exc:
+        stats.connect_fail += 1
+        if handshake_failed(exc):
+            stats.tls_failures += 1
         return None
+    ssl_object = transport.get_extra_info("ssl_object")
+    stats.tls_handshakes += 1
+    if ssl_object is not None and ssl_object.session_reused:
+        stats.tls_resumed += 1
+    if not san_allowed(peer_identity(transport), tls.verify_sans):
+        stats.connect_fail += 1
+        stats.tls_failures += 1
+        up.close()
+        return None
+    up.tls_host = host
     return up

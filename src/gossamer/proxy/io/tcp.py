@@ -12,8 +12,10 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Final, cast
 
+from gossamer.protocols.sni import ClientHelloReader
 from gossamer.proxy.context import TcpContext
 from gossamer.proxy.io.clock import INF
+from gossamer.proxy.io.tls import handshake_failed, peer_identity, san_allowed
 
 if TYPE_CHECKING:
     from gossamer.proxy.cluster import ClusterRuntime
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from gossamer.proxy.io.listener import ListenerHandle
 
 BUFFER_LIMIT: Final = 64 * 1024
+HELLO_TIMEOUT: Final = 10.0  # an SNI listener waits this long for the ClientHello
 
 
 class TcpDownstream(asyncio.Protocol):
@@ -32,6 +35,8 @@ class TcpDownstream(asyncio.Protocol):
         "endpoint",
         "eofs",
         "handle",
+        "hello",
+        "peer_identity",
         "pending",
         "pending_size",
         "started",
@@ -54,10 +59,14 @@ class TcpDownstream(asyncio.Protocol):
         self.activity = False
         self.deadline = INF
         self.started = 0.0
+        self.hello: ClientHelloReader | None = None
+        # The verified SPIFFE ID of an mTLS client (another sidecar); None in plaintext.
+        self.peer_identity: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
+        self.peer_identity = peer_identity(transport)
         handle = self.handle
         handle.connections.add(self)
         handle.ticker.items.add(self)
@@ -65,17 +74,48 @@ class TcpDownstream(asyncio.Protocol):
         handle.stats.cx_active += 1
         self.started = time.monotonic()
         ctx = self.ctx
+        authz = ctx.authz
+        if authz is not None:
+            identity = self.peer_identity
+            if authz.check(identity, None, b"") is not None:
+                # Denied: closed before any byte reaches the app.
+                authz.count(False, identity)
+                self.ctx.stats.flag("RBAC")
+                self.transport.abort()
+                return
+            if authz.shadow and authz.check_shadow(identity, None, b"") is not None:
+                authz.count(True, identity)
         limit = ctx.connection_limit
         if limit is not None and not limit.take(self.started):
             ctx.stats.flag("RL")  # over the connection rate limit: closed at once
             self.transport.abort()
             return
-        name = ctx.pick_cluster()
+        if ctx.sni_routing:
+            # Route by the ClientHello's server name: wait for it (bounded in size by the
+            # reader, in time by HELLO_TIMEOUT), keeping the bytes to forward untouched.
+            self.hello = ClientHelloReader()
+            self.deadline = self.started + HELLO_TIMEOUT
+            return
+        self._route(None)
+
+    def _route(self, server_name: str | None) -> None:
+        ctx = self.ctx
+        name = ctx.pick_cluster(server_name)
+        if name is None:
+            # No chain for this server name (egress REGISTRY_ONLY): close, counted.
+            ctx.stats.flag("NR")
+            if self.transport is not None:
+                self.transport.abort()
+            return
         cluster = ctx.clusters.get(name)
         if cluster is None:
             self._fail(name, "NC")
             return
-        ep = cluster.pick(None)
+        if cluster.passthrough:
+            authority = f"{server_name}:{ctx.sni_port}" if server_name else ""
+            ep = cluster.endpoint_for(authority.encode())
+        else:
+            ep = cluster.pick(None)
         if ep is None:
             self._fail(name, "UH")
             return
@@ -93,13 +133,37 @@ class TcpDownstream(asyncio.Protocol):
 
     async def _open(self, cluster: ClusterRuntime, ep: EndpointState) -> None:
         loop = asyncio.get_running_loop()
+        tls = cluster.tls if ep.tls else None
+        host = tls.server_hostname(ep.address, ep.port) if tls is not None else None
         try:
+            if ep.tls and tls is None:
+                cluster.stats.tls_failures += 1
+                raise OSError("no TLS material for a TLS endpoint")
             async with asyncio.timeout(cluster.config.connect_timeout):
-                _, up = await loop.create_connection(
-                    lambda: TcpUpstream(self, cluster), ep.address, ep.port
+                transport, up = await loop.create_connection(
+                    lambda: TcpUpstream(self, cluster),
+                    ep.address,
+                    ep.port,
+                    ssl=tls.context if tls is not None else None,
+                    server_hostname=host,
+                    ssl_handshake_timeout=cluster.config.connect_timeout
+                    if tls is not None
+                    else None,
                 )
-        except (OSError, TimeoutError):
+            if tls is not None:
+                cluster.stats.tls_handshakes += 1
+                ssl_object = transport.get_extra_info("ssl_object")
+                if ssl_object is not None and ssl_object.session_reused:
+                    cluster.stats.tls_resumed += 1
+                if not san_allowed(peer_identity(transport), tls.verify_sans):
+                    cluster.stats.tls_failures += 1
+                    up.close()
+                    raise OSError("peer identity not accepted")
+                up.tls_host = host
+        except (OSError, TimeoutError, ValueError) as exc:
             cluster.stats.connect_fail += 1
+            if tls is not None and handshake_failed(exc):
+                cluster.stats.tls_failures += 1
             self._release(503)
             self._fail(cluster.name, "UF")
             return
@@ -135,6 +199,14 @@ class TcpDownstream(asyncio.Protocol):
             return
         self.pending.append(data)
         self.pending_size += len(data)
+        hello = self.hello
+        if hello is not None:
+            result = hello.feed(data)
+            if result is not None:
+                self.hello = None
+                self.deadline = INF
+                self._route(result.server_name if result.tls else None)
+                return
         if self.pending_size > BUFFER_LIMIT and self.transport is not None:
             self.transport.pause_reading()
 
@@ -174,6 +246,10 @@ class TcpDownstream(asyncio.Protocol):
             up.transport.resume_reading()
 
     def on_deadline(self, now: float) -> None:
+        if self.hello is not None:  # no ClientHello in time
+            self.ctx.stats.flag("NR")
+            self.close()
+            return
         if self.activity or (self.upstream is not None and self.upstream.activity):
             self.activity = False
             if self.upstream is not None:
@@ -196,13 +272,14 @@ class TcpDownstream(asyncio.Protocol):
 
 
 class TcpUpstream(asyncio.Protocol):
-    __slots__ = ("activity", "cluster", "down", "transport")
+    __slots__ = ("activity", "cluster", "down", "tls_host", "transport")
 
     def __init__(self, down: TcpDownstream, cluster: ClusterRuntime) -> None:
         self.down = down
         self.cluster = cluster
         self.transport: asyncio.Transport | None = None
         self.activity = False
+        self.tls_host: str | None = None  # TLS: kept until the session is remembered
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -212,15 +289,32 @@ class TcpUpstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.activity = True
+        if self.tls_host is not None:
+            self._remember_session()
         t = self.down.transport
         if t is not None:
             t.write(data)
 
+    def _remember_session(self) -> None:
+        # Bytes from the server: TLS 1.3 session tickets have arrived before them.
+        host, self.tls_host = self.tls_host, None
+        tls = self.cluster.tls
+        t = self.transport
+        if host is not None and tls is not None and t is not None:
+            ssl_object = t.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                tls.context.remember(host, ssl_object)
+
     def eof_received(self) -> bool:
         down = self.down
         down.eofs |= 2
-        if down.transport is not None and down.transport.can_write_eof():
-            down.transport.write_eof()
+        t = down.transport
+        if t is not None and t.can_write_eof():
+            t.write_eof()
+        elif t is not None:
+            # The client side is TLS (another sidecar): a half-close cannot cross it, so
+            # the server's end closes the connection, once what it sent is flushed.
+            down.eofs = 3
         if down.eofs == 3:
             down.close()
             self.close()

@@ -1,0 +1,1 @@
+"""Benchmarks: the data-path suite (`python -m benchmarks.suite`), http_pair.py, xds_scale.py."""
