@@ -180,3 +180,40 @@ def test_clients_keep_their_config_across_a_control_plane_restart(
         wait_for(moved, timeout=30, interval=0.1, message="the client to follow the new route")
     finally:
         client.close()
+
+
+def test_proxyless_client_retries_as_the_retry_policy_says(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    server, port = greeter.serve(b"ok", fail_first=2)  # 2 of every 3 calls: UNAVAILABLE
+    manifest = tmp_path / "greeter.yaml"
+    manifest.write_text(resources(port, port, 100, 0))
+    control_plane.cli("apply", "-f", str(manifest), check=True)
+    client = Client(control_plane.xds, "grpc-client-3")
+    try:
+        counts = client.calls(30)
+        assert counts.get("error:UNAVAILABLE", 0) >= 15, counts  # no retries yet
+        control_plane.cli(
+            "apply",
+            "-f",
+            "-",
+            input="""apiVersion: gossamer.io/v1alpha1
+kind: RetryPolicy
+metadata: {name: greeter-retries}
+spec:
+  to:
+  - targetRef: {kind: Service, name: greeter}
+    default:
+      numRetries: 2
+      retryOn: [unavailable]
+      backoff: {baseInterval: 5ms, maxInterval: 20ms}""",
+            check=True,
+        )
+        wait_for(lambda: client.calls(30) == {"ok": 30}, 20, message="gRPC's own retries")
+        out = control_plane.cli("get", "proxies", "-o", "json", check=True).stdout
+        proxy = next(p for p in json.loads(out) if p["name"] == "grpc-client-3")
+        assert proxy["state"] == "connected" and proxy["nack"] is None
+    finally:
+        client.close()
+        control_plane.cli("delete", "retrypolicy", "greeter-retries")
+        server.stop(None)

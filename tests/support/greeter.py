@@ -12,10 +12,15 @@ SERVICE = "helloworld.Greeter"
 METHOD = f"/{SERVICE}/SayHello"
 
 
-def serve(reply: bytes, port: int = 0) -> tuple[grpc.Server, int]:
-    """A greeter answering `reply` on 127.0.0.1; returns (server, port)."""
+def serve(reply: bytes, port: int = 0, fail_first: int = 0) -> tuple[grpc.Server, int]:
+    """A greeter answering `reply` on 127.0.0.1; returns (server, port). With
+    `fail_first` = n, of every n + 1 calls the first n fail with UNAVAILABLE."""
+    calls = [0]
 
     def say_hello(request: bytes, context: grpc.ServicerContext) -> bytes:
+        calls[0] += 1
+        if fail_first and calls[0] % (fail_first + 1):
+            context.abort(grpc.StatusCode.UNAVAILABLE, "flaky")
         return reply
 
     handler = grpc.method_handlers_generic_handler(

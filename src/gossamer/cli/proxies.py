@@ -56,6 +56,38 @@ def print_proxies(body: dict[str, Any], output: str) -> None:
     print_table(headers, rows)
 
 
+ENDPOINT_NAMES = ("endpoints", "endpoint", "ep")
+
+
+def print_endpoints(body: dict[str, Any], output: str) -> None:
+    """Service endpoints and what the sidecars' active health checks say of them."""
+    items = body["items"]
+    if output in ("json", "yaml"):
+        text = json.dumps(items, indent=2) if output == "json" else yaml.safe_dump(items)
+        click.echo(text, nl=output == "json")
+        return
+    if not items:
+        click.echo("No endpoints.", err=True)
+        return
+    rows = []
+    for e in items:
+        checks = e["checks"]
+        failing = sorted(n for n, r in checks.items() if r == "fail")
+        detail = f"{len(checks) - len(failing)}/{len(checks)} pass" if checks else "-"
+        if failing:
+            detail += " (failing for " + ", ".join(failing) + ")"
+        rows.append(
+            [
+                f"{e['namespace']}/{e['service']}:{e['port']}",
+                e["address"],
+                e["workload"] or "-",
+                e["health"].upper() if e["health"] == "failing" else e["health"],
+                detail,
+            ]
+        )
+    print_table(["SERVICE", "ENDPOINT", "WORKLOAD", "HEALTH", "CHECKS"], rows)
+
+
 def describe_proxy(p: dict[str, Any]) -> None:
     click.echo(f"Name:       {p['name']}")
     click.echo(f"Kind:       {p['kind']} ({p['userAgent'] or 'unknown agent'}, {p['streamKind']})")

@@ -66,6 +66,13 @@ def _default_workers() -> int:
     "--label", "labels", multiple=True, metavar="K=V", help="Workload label (repeatable)."
 )
 @click.option(
+    "--zone",
+    default="",
+    metavar="ZONE",
+    help="The workload's zone: callers prefer endpoints in their own zone "
+    "(LoadBalancerPolicy localityAware).",
+)
+@click.option(
     "--address",
     default="127.0.0.1",
     show_default=True,
@@ -172,6 +179,7 @@ def run(
     namespace: str,
     service: str | None,
     labels: tuple[str, ...],
+    zone: str,
     address: str,
     inbound: tuple[str, ...],
     http_proxy_port: int | None,
@@ -241,6 +249,7 @@ def run(
         outbound_tls_port=outbound_tls_port,
         outbound=outbound_ports,
         gateway=gateway or "",
+        zone=zone,
     )
     if config_file is None and xds_ca is None:
         state_dir = getattr(options, "state_dir", None) or default_state_dir()

@@ -16,7 +16,13 @@ from gossamer.api.registry import KindInfo, UnknownKind, all_kinds, resolve
 from gossamer.cli.client import ApiError, CliError, resource_path
 from gossamer.cli.columns import columns_for
 from gossamer.cli.output import age, print_documents, print_table
-from gossamer.cli.proxies import PROXY_NAMES, describe_proxy, print_proxies
+from gossamer.cli.proxies import (
+    ENDPOINT_NAMES,
+    PROXY_NAMES,
+    describe_proxy,
+    print_endpoints,
+    print_proxies,
+)
 from gossamer.cli.security import CA_NAMES, REPORT_NAMES, print_ca, print_mtls_report
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -139,8 +145,9 @@ def get(
 
     KIND is a kind, its plural or short name (svc, ts, tp, ...), `all`, `proxies`
     (the connected data plane: state, config versions ACKed, NACK errors), `ca` (roots and
-    certificates with their expiry) or `mtls-report` (per sidecar: mTLS mode and the
-    clients still sending plaintext; check it before switching PERMISSIVE to STRICT).
+    certificates with their expiry), `mtls-report` (per sidecar: mTLS mode and the
+    clients still sending plaintext; check it before switching PERMISSIVE to STRICT) or
+    `endpoints` (every service endpoint and what the sidecars' active health checks report).
     """
     if kind.lower() in PROXY_NAMES:
         with options.client() as client:
@@ -153,6 +160,10 @@ def get(
     if kind.lower() in REPORT_NAMES:
         with options.client() as client:
             print_mtls_report(client.get("/api/v1/mtls-report"), output)
+        return
+    if kind.lower() in ENDPOINT_NAMES:
+        with options.client() as client:
+            print_endpoints(client.get("/api/v1/endpoints"), output)
         return
     infos = [k for k in all_kinds()] if kind == "all" else [_kind(kind)]
     docs: list[dict[str, Any]] = []

@@ -461,6 +461,8 @@ class MeshController(BaseCallbacks):
         }
         if proxy.service_account:
             doc["spec"]["serviceAccount"] = proxy.service_account
+        if proxy.zone:
+            doc["spec"]["zone"] = proxy.zone
         workload = parse_resource(doc)
         self.store.apply([workload])
 

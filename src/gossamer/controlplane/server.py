@@ -25,6 +25,7 @@ from gossamer.controlplane.auth import (
 from gossamer.controlplane.ca import CertificateAuthority
 from gossamer.controlplane.ca import service as ca_service
 from gossamer.controlplane.controller import MeshController
+from gossamer.controlplane.health import HealthReports
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
 from gossamer.controlplane.http.ca import ca_routes
 from gossamer.controlplane.http.proxies import proxy_routes
@@ -111,6 +112,8 @@ class ControlPlane:
         self.xds = XdsServer(self.controller)
         self.xds.extra_handlers.append(ca_service.handler(self.controller))
         self.controller.server = self.xds
+        health = HealthReports(self.controller)
+        self.xds.extra_handlers.append(health.grpc_handler())
         await self.controller.start()
         tls = self._server_tls(ca)
         credentials = None
@@ -128,6 +131,7 @@ class ControlPlane:
                 proxy_routes(self.controller, self.xds),
                 ca_routes(self.controller),
                 token_routes(tokens),
+                health.routes(),
             ],
         )
         app = create_app(ctx)

@@ -15,6 +15,7 @@ from typing import Any
 from gossamer.proxy.config import model as m
 from gossamer.proxy.filters.balance import Balancer, EndpointState, make_balancer
 from gossamer.proxy.filters.outlier import OutlierDetector
+from gossamer.proxy.filters.retry import RetryBudget
 from gossamer.proxy.filters.stats import ClusterStats
 from gossamer.proxy.io.tls import ClientTls
 
@@ -28,9 +29,13 @@ class ClusterRuntime:
         "_pool_factory",
         "_rng",
         "balancer",
+        "budget",
         "config",
         "endpoints",
+        "max_connections",
+        "max_pending",
         "max_requests",
+        "max_retries",
         "name",
         "observe_latency",
         "outlier",
@@ -62,7 +67,8 @@ class ClusterRuntime:
         self.passthrough = config.kind == "original_dst"
         self.outlier = OutlierDetector(config.outlier)
         self.balancer: Balancer = make_balancer(config, (), rng, clock)
-        self.max_requests = config.circuit_breaker.max_requests
+        self.budget = RetryBudget()  # survives config swaps, like endpoint state
+        self._limits(config)
         self.observe_latency = config.lb_policy == "peak_ewma"
         self.update(config, force=True)
 
@@ -71,7 +77,7 @@ class ClusterRuntime:
         old = self.config
         self.config = config
         self.passthrough = config.kind == "original_dst"
-        self.max_requests = config.circuit_breaker.max_requests
+        self._limits(config)
         self.observe_latency = config.lb_policy == "peak_ewma"
         if config.outlier != old.outlier:
             self.outlier.config = config.outlier
@@ -98,6 +104,13 @@ class ClusterRuntime:
         self._mark_tls()
         self.balancer = make_balancer(config, list(states.values()), self._rng, self._clock)
 
+    def _limits(self, config: m.Cluster) -> None:
+        breaker = config.circuit_breaker
+        self.max_requests = breaker.max_requests
+        self.max_pending = breaker.max_pending_requests
+        self.max_connections = breaker.max_connections
+        self.max_retries = breaker.max_retries
+
     def _mark_tls(self) -> None:
         """Which endpoints get TLS: all, or those matching transport_socket_matches."""
         config = self.config
@@ -114,7 +127,20 @@ class ClusterRuntime:
                 state.tls = all(sm.get(k) == v for k, v in match.items())
 
     def pick(self, hash_key: int | None = None) -> EndpointState | None:
-        return self.balancer.pick(hash_key)
+        ep = self.balancer.pick(hash_key)
+        if ep is None and self.config.health_check is not None:
+            return self._panic()
+        return ep
+
+    def _panic(self) -> EndpointState | None:
+        """Every endpoint fails its active checks (a wrong check path, or the checker's
+        own network): spread over the ones EDS says are up rather than refuse every call
+        (Envoy's panic mode, at its extreme)."""
+        up = [ep for ep in self.endpoints.values() if ep.healthy and ep.hc_failed]
+        if not up or any(ep.available for ep in self.endpoints.values()):
+            return None
+        self.stats.panic += 1
+        return up[self._rng.randrange(len(up))]
 
     def endpoint_for(self, authority: bytes) -> EndpointState | None:
         """Passthrough (ORIGINAL_DST from the request's authority): the endpoint is the
@@ -152,6 +178,7 @@ class ClusterRuntime:
     def housekeeping(self, now: float) -> None:
         if self.outlier.config is not None:
             OutlierDetector.sweep(self.balancer.endpoints, now)
+            self.stats.ejections += len(self.outlier.success_rate(self.balancer.endpoints, now))
         idle_limit = self.config.idle_timeout
         for state in self.endpoints.values():
             if state.pool is not None:
@@ -168,4 +195,9 @@ class ClusterRuntime:
 
 
 def _same_lb(a: m.Cluster, b: m.Cluster) -> bool:
-    return (a.lb_policy, a.choice_count, a.ring_size) == (b.lb_policy, b.choice_count, b.ring_size)
+    return (a.lb_policy, a.choice_count, a.ring_size, a.zone_order) == (
+        b.lb_policy,
+        b.choice_count,
+        b.ring_size,
+        b.zone_order,
+    )

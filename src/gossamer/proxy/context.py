@@ -16,6 +16,8 @@ from gossamer.protocols.http1 import Limits
 from gossamer.proxy.cluster import ClusterRuntime
 from gossamer.proxy.config import model as m
 from gossamer.proxy.filters.authz import Authorizer
+from gossamer.proxy.filters.fault import FaultInjector
+from gossamer.proxy.filters.ratelimit import TokenBucket
 from gossamer.proxy.filters.route import CompiledTable
 from gossamer.proxy.filters.stats import ListenerStats
 
@@ -26,12 +28,15 @@ class HttpContext:
     __slots__ = (
         "authz",
         "clusters",
+        "fault",
         "generate_request_id",
+        "guarded",
         "header_timeout",
         "idle_timeout",
         "limits",
         "listener",
         "name",
+        "ratelimit",
         "rng",
         "stats",
         "stream_idle_timeout",
@@ -48,6 +53,7 @@ class HttpContext:
         rng: random.Random,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         authz: Authorizer | None = None,
+        ratelimit: TokenBucket | None = None,
     ) -> None:
         hcm = listener.handler
         assert isinstance(hcm, m.HttpConnectionManager)
@@ -64,6 +70,13 @@ class HttpContext:
         self.idle_timeout = hcm.idle_timeout or 3600.0
         self.stream_idle_timeout = hcm.stream_idle_timeout or 300.0
         self.limits = Limits(max_head_bytes=hcm.max_request_headers_kb * 1024)
+        # Inbound guards, checked before routing (one attribute test when there are none).
+        self.ratelimit = ratelimit
+        self.fault: FaultInjector | None = None
+        for f in hcm.filters:
+            if isinstance(f.config, m.FaultConfig):
+                self.fault = FaultInjector(f.config, rng)
+        self.guarded = self.ratelimit is not None or self.fault is not None
 
 
 class TcpContext:
@@ -72,6 +85,7 @@ class TcpContext:
         "by_sni",
         "cluster_names",
         "clusters",
+        "connection_limit",
         "cumulative",
         "idle_timeout",
         "listener",
@@ -90,10 +104,12 @@ class TcpContext:
         stats: ListenerStats,
         rng: random.Random,
         authz: Authorizer | None = None,
+        connection_limit: TokenBucket | None = None,
     ) -> None:
         proxy = listener.handler
         assert isinstance(proxy, m.TcpProxy)
         self.authz = authz
+        self.connection_limit = connection_limit
         self.listener = listener
         self.name = listener.name
         self.clusters = clusters

@@ -97,6 +97,7 @@ class NodeInfo:
     outbound: tuple[Outbound, ...] = ()
     # Set: an ingress gateway serving the Gateway resource of this name.
     gateway: str = ""
+    zone: str = ""  # the workload's zone (locality-aware balancing, Workload.spec.zone)
 
     def metadata(self) -> dict[str, Any]:
         g: dict[str, Any] = {
@@ -127,4 +128,6 @@ class NodeInfo:
             g["outboundTlsPort"] = self.outbound_tls_port
         if self.gateway:
             g["gateway"] = self.gateway
+        if self.zone:
+            g["zone"] = self.zone
         return {"gossamer": g}

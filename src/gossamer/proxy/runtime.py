@@ -26,9 +26,11 @@ from gossamer.proxy.cluster import ClusterRuntime
 from gossamer.proxy.config import model as m
 from gossamer.proxy.context import DEFAULT_HEADER_TIMEOUT, Context, HttpContext, TcpContext
 from gossamer.proxy.filters.authz import authorizer
+from gossamer.proxy.filters.ratelimit import TokenBucket
 from gossamer.proxy.filters.route import CompiledTable
 from gossamer.proxy.filters.stats import Stats
 from gossamer.proxy.io.clock import Ticker
+from gossamer.proxy.io.health import HealthCheckers
 from gossamer.proxy.io.http import Pool
 from gossamer.proxy.io.listener import ListenerHandle
 from gossamer.proxy.io.tls import ClientTls, ServerTls, TlsError, TlsFactory
@@ -72,6 +74,9 @@ class Runtime:
         self.applied_at = 0.0
         self.draining = False
         self._tables: dict[int, tuple[m.RouteTable, CompiledTable]] = {}
+        # A listener's token bucket keeps its tokens across config swaps that keep its limit.
+        self._buckets: dict[str, TokenBucket] = {}
+        self.health = HealthCheckers(self.rng)
         self.tls = TlsFactory()
         self._lock = asyncio.Lock()
         self._started = False
@@ -89,6 +94,7 @@ class Runtime:
         async with self._lock:
             self.start()
             self._apply_clusters(config)
+            self.health.reconcile(self.clusters)
             await self._apply_listeners(config)
             self.config = config
             self.applied_at = time.time()
@@ -148,7 +154,8 @@ class Runtime:
             if handler.rbac:
                 dest = _destination(config, [c.name for c in handler.clusters], listener.name)
                 authz = authorizer(handler.rbac, dest, self.stats)
-            return TcpContext(listener, self.clusters, stats, self.rng, authz)
+            limit = self._bucket_for(listener.name, listener.connection_limit)
+            return TcpContext(listener, self.clusters, stats, self.rng, authz, limit)
         table = handler.route_table
         if table is None and handler.route_config_name is not None:
             table = config.routes.get(handler.route_config_name)
@@ -171,7 +178,23 @@ class Runtime:
             self.rng,
             self.header_timeout,
             authz,
+            self._bucket(listener.name, handler),
         )
+
+    def _bucket(self, name: str, hcm: m.HttpConnectionManager) -> TokenBucket | None:
+        config = next(
+            (f.config for f in hcm.filters if isinstance(f.config, m.LocalRateLimitConfig)), None
+        )
+        return self._bucket_for(name, config)
+
+    def _bucket_for(self, name: str, config: m.LocalRateLimitConfig | None) -> TokenBucket | None:
+        bucket = self._buckets.get(name)
+        if config is None:
+            self._buckets.pop(name, None)
+            return None
+        if bucket is None or bucket.config != config:
+            bucket = self._buckets[name] = TokenBucket(config, self.clock())
+        return bucket
 
     async def _apply_listeners(self, config: m.ProxyConfig) -> None:
         previous_tables = self._tables
@@ -272,6 +295,7 @@ class Runtime:
             handle.abort_all()
         for cluster in self.clusters.values():
             cluster.retire()
+        await self.health.stop()
         self.ticker.stop()
 
     def _housekeeping(self, now: float) -> None:

@@ -34,6 +34,7 @@ from gossamer.proxy.admin.api import AdminApi
 from gossamer.proxy.config import model as m
 from gossamer.proxy.filters import stats as st
 from gossamer.proxy.io.admin import AdminServer
+from gossamer.proxy.io.health import HealthReporter
 from gossamer.proxy.node import Inbound, NodeInfo, Outbound
 from gossamer.proxy.runtime import Runtime
 from gossamer.proxy.workers import WorkerSupervisor
@@ -294,7 +295,19 @@ class Sidecar:
             delta=opts.xds_protocol == "delta",
         )
         log.info("connecting to the control plane", xds=opts.xds, protocol=opts.xds_protocol)
-        self._tasks.append(asyncio.get_running_loop().create_task(self.ads.run()))
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self.ads.run()))
+        # Active health checks run here (the main process); their results go to the CP.
+        runtime = self.runtime
+        reporter = HealthReporter(
+            opts.xds,
+            node.node_id,
+            lambda: runtime.health.status(runtime.clusters),
+            opts.token,
+            credentials,
+        )
+        runtime.health.on_change = reporter.changed
+        self._tasks.append(loop.create_task(reporter.run()))
         from gossamer.proxy.certs import CertManager
 
         self.certs = CertManager(

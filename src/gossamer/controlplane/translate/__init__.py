@@ -15,7 +15,27 @@ from functools import cached_property
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf.message import Message
 
+from gossamer.api.kinds.policies import (
+    FaultInjectionConf,
+    FaultInjectionPolicy,
+    LoadBalancerPolicy,
+    Policy,
+    RateLimitConf,
+    RateLimitPolicy,
+    TimeoutConf,
+    TimeoutPolicy,
+)
+from gossamer.controlplane.policies import faultinjectionpolicy, ratelimitpolicy, timeoutpolicy
 from gossamer.controlplane.policies.externalservice import BLACKHOLE_CLUSTER, Egress
+from gossamer.controlplane.policies.targeting import (
+    INBOUND_KINDS,
+    OUTBOUND_KINDS,
+    PolicySet,
+    policy_sets,
+    selects,
+    variant,
+    with_variant,
+)
 from gossamer.controlplane.policies.trafficpermission import AuthzTranslator, Destination
 from gossamer.controlplane.registry.model import ServiceInfo
 from gossamer.controlplane.translate import envoy as e
@@ -24,6 +44,7 @@ from gossamer.controlplane.translate.mtls import ALPN_HTTP, ALPN_TCP, Mtls, secu
 from gossamer.controlplane.translate.node import InboundPort, OutboundPort, ProxyNode
 from gossamer.controlplane.translate.outbound import (
     L4_PROTOCOLS,
+    ClusterConfs,
     cluster_for,
     cluster_key,
     endpoints_for,
@@ -68,11 +89,25 @@ class MessageCache:
 class MeshTranslator:
     snapshot: MeshSnapshot
     cache: MessageCache = field(default_factory=MessageCache)
-    _route_tables: dict[tuple[str, str], route_pb2.RouteConfiguration] = field(default_factory=dict)
+    _route_tables: dict[tuple[str, str, tuple[str, ...]], route_pb2.RouteConfiguration] = field(
+        default_factory=dict
+    )
+    _variant_clusters: dict[tuple[tuple[str, ...], bool], dict[str, Message]] = field(
+        default_factory=dict
+    )
 
     @cached_property
     def routing(self) -> Routing:
         return compute_routing(self.snapshot)
+
+    @cached_property
+    def _outbound_policies(self) -> tuple[PolicySet, tuple[Policy, ...]]:
+        """Client-side policies: the mesh-wide set, and those selecting fewer proxies."""
+        return policy_sets(self.snapshot, OUTBOUND_KINDS)
+
+    def _policies(self, names: tuple[str, ...]) -> PolicySet:
+        mesh, others = self._outbound_policies
+        return with_variant(mesh, others, names)
 
     @cached_property
     def egress(self) -> Egress:
@@ -121,18 +156,38 @@ class MeshTranslator:
     def clusters(self) -> Mapping[str, Message]:
         """The mesh's clusters, originating mTLS to sidecar-backed endpoints."""
         registry = self.snapshot.registry
+        policies = self._policies(())
         mtls = self.mtls
         old = self.cache.clusters
         new: dict[Hashable, Message] = {}
         out: dict[str, Message] = {}
         for b in sorted(self.routing.clusters, key=_k):
-            key = cluster_key(b, registry, mtls)
-            msg = old.get(key) or cluster_for(b, registry, mtls)
+            confs = ClusterConfs.of(b, policies)
+            key = cluster_key(b, registry, mtls, confs)
+            msg = old.get(key) or cluster_for(b, registry, mtls, confs)
             new[key] = out[b.cluster] = msg
         self.cache.clusters = new
         # ExternalServices and the egress passthrough: few, built each time.
         out.update(self.egress_clusters)
         return out
+
+    def variant_clusters(self, names: tuple[str, ...], plain: bool = False) -> dict[str, Message]:
+        """The clusters that differ from the mesh-wide ones for proxies selected by the
+        named policies too (e.g. a CircuitBreakerPolicy with targetRef Service); `plain`:
+        for proxyless clients (no mesh certificate)."""
+        found = self._variant_clusters.get((names, plain))
+        if found is not None:
+            return found
+        registry = self.snapshot.registry
+        policies, mesh = self._policies(names), self._policies(())
+        mtls = None if plain else self.mtls
+        found = {}
+        for b in sorted(self.routing.clusters, key=_k):
+            confs = ClusterConfs.of(b, policies)
+            if confs.fingerprint() != ClusterConfs.of(b, mesh).fingerprint():
+                found[b.cluster] = cluster_for(b, registry, mtls, confs)
+        self._variant_clusters[(names, plain)] = found
+        return found
 
     @cached_property
     def plain_clusters(self) -> Mapping[str, Message]:
@@ -140,7 +195,11 @@ class MeshTranslator:
         if not self.mtls.enabled:
             return self.clusters
         registry = self.snapshot.registry
-        return {b.cluster: cluster_for(b, registry) for b in sorted(self.routing.clusters, key=_k)}
+        policies = self._policies(())
+        return {
+            b.cluster: cluster_for(b, registry, None, ClusterConfs.of(b, policies))
+            for b in sorted(self.routing.clusters, key=_k)
+        }
 
     @cached_property
     def endpoints(self) -> Mapping[str, Message]:
@@ -156,17 +215,29 @@ class MeshTranslator:
         self.cache.endpoints = new
         return out
 
-    def route_table(self, kind: str, namespace: str) -> route_pb2.RouteConfiguration:
-        key = (kind, namespace)
+    def route_table(
+        self, kind: str, namespace: str, names: tuple[str, ...] = ()
+    ) -> route_pb2.RouteConfiguration:
+        key = (kind, namespace, names)
         if key not in self._route_tables:
             protocols = HTTP_PROTOCOLS if kind == OUTBOUND_HTTP else GRPC_PROTOCOLS
-            rc = outbound_route_table(kind, self.routing, namespace, protocols)
+            rc = outbound_route_table(
+                kind, self.routing, namespace, protocols, self._policies(names)
+            )
             if kind == OUTBOUND_HTTP:
                 # ExternalServices, then every other host: blocked or passed through.
                 taken = {d.lower() for vh in rc.virtual_hosts for d in vh.domains}
                 rc.virtual_hosts.extend(self.egress.virtual_hosts(taken))
             self._route_tables[key] = rc
         return self._route_tables[key]
+
+    def _variant(self, node: ProxyNode) -> tuple[str, ...]:
+        return variant(node, self._outbound_policies[1], self._zoned)
+
+    @cached_property
+    def _zoned(self) -> bool:
+        """Outbound clusters depend on the caller's zone (locality-aware balancing)."""
+        return bool(self.snapshot.of(LoadBalancerPolicy))
 
     # --- per proxy --------------------------------------------------------------------------
 
@@ -182,6 +253,9 @@ class MeshTranslator:
         """Only what is the proxy's own (listeners, routes, inbound clusters...): the
         mesh-wide clusters and endpoints are shared by reference (see `clusters`)."""
         out: Resources = {t: {} for t in e.TYPE_URLS}
+        names = self._variant(node)
+        if names:
+            out[e.CLUSTER].update(self.variant_clusters(names, node.kind == "proxyless"))
         if node.kind == "proxyless":
             self._proxyless(node, out)
         elif node.kind == "gateway":
@@ -192,7 +266,12 @@ class MeshTranslator:
 
     def _gateway(self, node: ProxyNode, out: Resources) -> None:
         gw = translate_gateway(
-            self.snapshot, self.routing, node.namespace, node.gateway, node.address
+            self.snapshot,
+            self.routing,
+            node.namespace,
+            node.gateway,
+            node.address,
+            self._policies(self._variant(node)),
         )
         out[e.LISTENER].update(gw.listeners)
         out[e.ROUTE].update(gw.routes)
@@ -215,6 +294,7 @@ class MeshTranslator:
             node.address,
             node.inbound,
             node.outbound_http_port,
+            *self._inbound_confs(node).fingerprint(),
             node.service_account,
             tuple(sorted(node.labels.items())),
             self._authz_key(node),
@@ -228,7 +308,9 @@ class MeshTranslator:
         for type_url, items in parts.items():
             out[type_url].update(items)
         if node.outbound_http_port:
-            out[e.ROUTE].setdefault(OUTBOUND_HTTP, self.route_table(OUTBOUND_HTTP, node.namespace))
+            out[e.ROUTE].setdefault(
+                OUTBOUND_HTTP, self.route_table(OUTBOUND_HTTP, node.namespace, self._variant(node))
+            )
         if node.outbound_tls_port:
             out[e.LISTENER][OUTBOUND_TLS] = self.egress.tls_listener(
                 OUTBOUND_TLS, node.outbound_tls_port
@@ -246,44 +328,81 @@ class MeshTranslator:
                 OUTBOUND_HTTP, "127.0.0.1", node.outbound_http_port, e.OUTBOUND, hcm
             )
 
+    @cached_property
+    def _inbound_policies(self) -> tuple[PolicySet, tuple[Policy, ...]]:
+        return policy_sets(self.snapshot, INBOUND_KINDS)
+
+    def _inbound_confs(self, node: ProxyNode) -> InboundConfs:
+        mesh, others = self._inbound_policies
+        policies = PolicySet((*mesh.policies, *(p for p in others if selects(p, node))))
+        if not policies.policies:
+            return NO_INBOUND
+        return InboundConfs(
+            policies.from_conf(FaultInjectionPolicy, FaultInjectionConf),
+            policies.from_conf(RateLimitPolicy, RateLimitConf),
+            policies.from_conf(TimeoutPolicy, TimeoutConf),
+        )
+
     def _inbound(self, node: ProxyNode, port: InboundPort, out: Resources) -> None:
         name = f"inbound:{port.inbound_port}"
         cluster = inbound_cluster_name(port.port)
         meta = {"service": node.service, "namespace": node.namespace, "port": str(port.port)}
         if port.protocol != "http":
             meta["protocol"] = "tcp"
-        out[e.CLUSTER][cluster] = e.static_cluster(
+        cluster_msg = e.static_cluster(
             cluster, [("127.0.0.1", port.target_port)], metadata=e.metadata(meta)
         )
+        out[e.CLUSTER][cluster] = cluster_msg
         rbac = self.authz.filters(self._destination(node, port))
         if port.protocol == "http":
+            confs = self._inbound_confs(node)
             rc = route_pb2.RouteConfiguration(name=name)
             vh = rc.virtual_hosts.add(name="inbound", domains=["*"])
-            vh.routes.append(
-                route_components_pb2.Route(
-                    name="inbound",
-                    match=route_components_pb2.RouteMatch(prefix="/"),
-                    route=route_components_pb2.RouteAction(cluster=cluster),
-                )
+            route = route_components_pb2.Route(
+                name="inbound",
+                match=route_components_pb2.RouteMatch(prefix="/"),
+                route=route_components_pb2.RouteAction(cluster=cluster),
             )
-            hcm = e.http_connection_manager(name, route_config=rc, filters=rbac)
+            # Plugin order of the inbound HTTP filters: authorization, rate limit, faults.
+            filters = list(rbac)
+            rl = confs.rate_limit.local.http if confs.rate_limit is not None else None
+            if rl is not None and (f := ratelimitpolicy.http_filter(name, rl)) is not None:
+                filters.append(f)
+            if confs.fault is not None:
+                filters.append(faultinjectionpolicy.http_filter(confs.fault))
+            hcm = e.http_connection_manager(name, route_config=rc, filters=filters)
+            if confs.timeout is not None:
+                timeoutpolicy.apply_inbound(hcm, route, cluster_msg, confs.timeout)
+            vh.routes.append(route)
+            hcm.route_config.CopyFrom(rc)
             listener = e.http_listener(name, node.address, port.inbound_port, e.INBOUND, hcm)
             secure_inbound(listener, self.mtls, ALPN_HTTP)
         else:
             # gRPC and HTTP/2 are carried at L4 until the sidecar speaks HTTP/2.
+            confs = self._inbound_confs(node)
+            proxy = e.tcp_proxy(name, [(cluster, 1)])
+            if confs.timeout is not None:
+                timeoutpolicy.apply_tcp(proxy, confs.timeout)
             listener = e.listener(
                 name,
                 node.address,
                 port.inbound_port,
                 e.INBOUND,
-                e.tcp_proxy(name, [(cluster, 1)]),
+                proxy,
                 "envoy.filters.network.tcp_proxy",
             )
-            if rbac:  # network RBAC runs before the TCP proxy
+            # Network RBAC, then the connection rate limit, run before the TCP proxy.
+            before = list(rbac)
+            tcp = confs.rate_limit.local.tcp if confs.rate_limit is not None else None
+            if port.protocol == "tcp" and tcp is not None:
+                limit = ratelimitpolicy.network_filter(name, tcp)
+                if limit is not None:
+                    before.append(limit)
+            if before:
                 chain = listener.filter_chains[0]
-                proxy = list(chain.filters)
+                terminal = list(chain.filters)
                 del chain.filters[:]
-                chain.filters.extend([*rbac, *proxy])
+                chain.filters.extend([*before, *terminal])
             secure_inbound(listener, self.mtls, ALPN_TCP)
         out[e.LISTENER][name] = listener
 
@@ -292,12 +411,19 @@ class MeshTranslator:
         svc = self.snapshot.registry.resolve(port.service, node.namespace)
         pr = self.routing.ports.get((svc.namespace, svc.name, port.port)) if svc else None
         if pr is not None and pr.port.protocol in L4_PROTOCOLS | {"grpc", "http2"}:
+            proxy = e.tcp_proxy(name, [(b.cluster, b.weight) for b in pr.tcp])
+            policies = self._policies(self._variant(node))
+            if policies.policies:
+                dest = (pr.service.namespace, pr.service.name, pr.port.port)
+                timeout = policies.to_conf(TimeoutPolicy, TimeoutConf, *dest)
+                if timeout is not None:
+                    timeoutpolicy.apply_tcp(proxy, timeout)
             out[e.LISTENER][name] = e.listener(
                 name,
                 "127.0.0.1",
                 port.listen_port,
                 e.OUTBOUND,
-                e.tcp_proxy(name, [(b.cluster, b.weight) for b in pr.tcp]),
+                proxy,
                 "envoy.filters.network.tcp_proxy",
             )
             return
@@ -315,7 +441,7 @@ class MeshTranslator:
             return
         rc = route_pb2.RouteConfiguration(name=name)
         if pr is not None:
-            rc.virtual_hosts.append(virtual_host(pr, ["*"]))
+            rc.virtual_hosts.append(virtual_host(pr, ["*"], self._policies(self._variant(node))))
         else:
             vh = rc.virtual_hosts.add(name="unknown", domains=["*"])
             route = vh.routes.add(name="unknown", match=route_components_pb2.RouteMatch(prefix="/"))
@@ -343,10 +469,29 @@ class MeshTranslator:
             route_name = f"grpc:{requested}"
             rc = route_pb2.RouteConfiguration(name=route_name)
             domains = [requested, *service_domains(svc, pr.port.port, node.namespace)]
-            rc.virtual_hosts.append(virtual_host(pr, list(dict.fromkeys(domains))))
+            policies = self._policies(self._variant(node))
+            rc.virtual_hosts.append(virtual_host(pr, list(dict.fromkeys(domains)), policies))
             out[e.ROUTE][route_name] = rc
             hcm = e.http_connection_manager(route_name, rds=route_name)
             out[e.LISTENER][requested] = e.api_listener(requested, hcm)
+
+
+@dataclass(frozen=True)
+class InboundConfs:
+    """The server-side policy confs of one proxy (callers: the whole mesh)."""
+
+    fault: FaultInjectionConf | None = None
+    rate_limit: RateLimitConf | None = None
+    timeout: TimeoutConf | None = None
+
+    def fingerprint(self) -> tuple[str, ...]:
+        return tuple(
+            c.model_dump_json() if c is not None else ""
+            for c in (self.fault, self.rate_limit, self.timeout)
+        )
+
+
+NO_INBOUND = InboundConfs()
 
 
 def _grpc_port(svc: ServiceInfo, wanted: int | None) -> int | None:

@@ -19,9 +19,10 @@ from google.protobuf.message import Message
 from gossamer.api.kinds.gateway import Gateway, HTTPRoute, Listener, ParentReference, TCPRoute
 from gossamer.api.kinds.ingress import HTTPIngressPath, Ingress, IngressBackend
 from gossamer.controlplane.policies.httproute import backends, http_rule
+from gossamer.controlplane.policies.targeting import PolicySet
 from gossamer.controlplane.registry.model import RegistrySnapshot
 from gossamer.controlplane.translate import envoy as e
-from gossamer.controlplane.translate.outbound import virtual_host_of
+from gossamer.controlplane.translate.outbound import Destination, virtual_host_of
 from gossamer.controlplane.translate.routing import Backend, HttpMatch, HttpRule, Routing
 from gossamer.controlplane.translate.snapshot import MeshSnapshot
 
@@ -116,7 +117,12 @@ def _ingress_rule(
 
 
 def translate_gateway(
-    snapshot: MeshSnapshot, routing: Routing, namespace: str, name: str, address: str
+    snapshot: MeshSnapshot,
+    routing: Routing,
+    namespace: str,
+    name: str,
+    address: str,
+    policies: PolicySet | None = None,
 ) -> GatewayConfig:
     out = GatewayConfig()
     gateway = next(
@@ -200,7 +206,11 @@ def translate_gateway(
             pairs = [(m, _fill(r, routing)) for m, r in pairs]
             for _, r in pairs:
                 out.backends.update(Backend(b.namespace, b.name, b.port) for b in r.backends)
-            rc.virtual_hosts.append(virtual_host_of(domain, _with_ports([domain], lst.port), pairs))
+            # Client-side policies per rule, toward the rule's backend (see Destination).
+            dest = Destination("", "", 0, policies) if policies is not None else None
+            rc.virtual_hosts.append(
+                virtual_host_of(domain, _with_ports([domain], lst.port), pairs, dest)
+            )
         out.routes[name_] = rc
         hcm = e.http_connection_manager(name_, rds=name_)
         out.listeners[name_] = e.http_listener(name_, address, lst.port, e.INBOUND, hcm)

@@ -46,6 +46,7 @@ class ProxyNode:
     outbound_tls_port: int | None = None
     outbound: tuple[OutboundPort, ...] = ()
     gateway: str = ""
+    zone: str = ""
     # Names a proxyless gRPC client asked for in LDS (its targets: "greeter", "greeter:50051").
     requested_listeners: frozenset[str] = frozenset()
 
@@ -84,6 +85,7 @@ class ProxyNode:
                 for p in g.get("outbound") or []
             ),
             gateway=str(g.get("gateway") or ""),
+            zone=str(g.get("zone") or ""),
         )
 
     def with_requested(self, names: frozenset[str]) -> ProxyNode:

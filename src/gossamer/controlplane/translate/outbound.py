@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -15,6 +16,26 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.type.matcher.v3 import regex_pb2
 
+from gossamer.api.kinds.policies import (
+    CircuitBreakerConf,
+    CircuitBreakerPolicy,
+    HealthCheckConf,
+    HealthCheckPolicy,
+    LoadBalancerConf,
+    LoadBalancerPolicy,
+    RetryConf,
+    RetryPolicy,
+    TimeoutConf,
+    TimeoutPolicy,
+)
+from gossamer.controlplane.policies import (
+    circuitbreakerpolicy,
+    healthcheckpolicy,
+    loadbalancerpolicy,
+    retrypolicy,
+    timeoutpolicy,
+)
+from gossamer.controlplane.policies.targeting import PolicySet
 from gossamer.controlplane.registry.model import EndpointInfo, RegistrySnapshot, ServiceInfo
 from gossamer.controlplane.translate import envoy as e
 from gossamer.controlplane.translate.mtls import (
@@ -61,6 +82,44 @@ def _protocol(backend: Backend, registry: RegistrySnapshot) -> str:
     return "http"
 
 
+NO_POLICIES = PolicySet()
+
+
+@dataclass(frozen=True)
+class ClusterConfs:
+    """The client-side policy confs that shape one destination's cluster."""
+
+    breaker: CircuitBreakerConf | None = None
+    health: HealthCheckConf | None = None
+    lb: LoadBalancerConf | None = None
+    timeout: TimeoutConf | None = None
+    zone: str | None = None  # the caller's, for locality-aware balancing
+
+    @classmethod
+    def of(cls, backend: Backend, policies: PolicySet) -> ClusterConfs:
+        if not policies.policies:
+            return NO_CONFS
+        dest = (backend.namespace, backend.name, backend.port)
+        return cls(
+            policies.to_conf(CircuitBreakerPolicy, CircuitBreakerConf, *dest),
+            policies.to_conf(HealthCheckPolicy, HealthCheckConf, *dest),
+            policies.to_conf(LoadBalancerPolicy, LoadBalancerConf, *dest),
+            policies.to_conf(TimeoutPolicy, TimeoutConf, *dest),
+            policies.zone,
+        )
+
+    def fingerprint(self) -> tuple[str, ...]:
+        confs = tuple(
+            c.model_dump_json() if c is not None else ""
+            for c in (self.breaker, self.health, self.lb, self.timeout)
+        )
+        zone = self.zone if self.lb is not None and self.zone is not None else "*"
+        return (*confs, zone)
+
+
+NO_CONFS = ClusterConfs()
+
+
 def identities(backend: Backend, registry: RegistrySnapshot, mtls: Mtls | None) -> tuple[str, ...]:
     """The SPIFFE IDs a caller accepts from the backend's sidecar-backed endpoints."""
     if mtls is None or not mtls.enabled:
@@ -79,7 +138,10 @@ def identities(backend: Backend, registry: RegistrySnapshot, mtls: Mtls | None) 
 
 
 def cluster_key(
-    backend: Backend, registry: RegistrySnapshot, mtls: Mtls | None = None
+    backend: Backend,
+    registry: RegistrySnapshot,
+    mtls: Mtls | None = None,
+    confs: ClusterConfs = NO_CONFS,
 ) -> tuple[object, ...]:
     """Everything cluster_for() depends on."""
     return (
@@ -87,6 +149,7 @@ def cluster_key(
         _protocol(backend, registry),
         mtls.enabled if mtls else False,
         identities(backend, registry, mtls),
+        *confs.fingerprint(),
     )
 
 
@@ -115,7 +178,10 @@ def endpoints_key(
 
 
 def cluster_for(
-    backend: Backend, registry: RegistrySnapshot, mtls: Mtls | None = None
+    backend: Backend,
+    registry: RegistrySnapshot,
+    mtls: Mtls | None = None,
+    confs: ClusterConfs = NO_CONFS,
 ) -> cluster_pb2.Cluster:
     protocol = _protocol(backend, registry)
     meta = {"service": backend.name, "namespace": backend.namespace, "port": str(backend.port)}
@@ -125,6 +191,15 @@ def cluster_for(
     if mtls is not None and mtls.enabled:
         alpn = ALPN_HTTP if protocol == "http" else ALPN_TCP
         secure_cluster(cluster, mtls, identities(backend, registry, mtls), alpn)
+    # Plugin order: later ones may refine what earlier ones set.
+    if confs.timeout is not None:
+        timeoutpolicy.apply_cluster(cluster, confs.timeout)
+    if confs.breaker is not None:
+        circuitbreakerpolicy.apply(cluster, confs.breaker)
+    if confs.health is not None:
+        healthcheckpolicy.apply(cluster, confs.health)
+    if confs.lb is not None:
+        loadbalancerpolicy.apply_cluster(cluster, confs.lb, confs.zone)
     return cluster
 
 
@@ -190,7 +265,41 @@ def _redirect(r: Redirect, match: HttpMatch) -> route_components_pb2.RedirectAct
     return action
 
 
-def _route(match: HttpMatch, rule: HttpRule, name: str) -> route_components_pb2.Route:
+@dataclass(frozen=True)
+class Destination:
+    """The service port a virtual host's routes call, and the policies of the caller. An
+    empty service (a gateway's virtual hosts) means: each rule's own backend, when it has
+    exactly one; rules splitting over several get only Mesh and route entries."""
+
+    namespace: str
+    service: str
+    port: int
+    policies: PolicySet = NO_POLICIES
+
+
+def _route_policies(route: route_components_pb2.Route, rule: HttpRule, dest: Destination) -> None:
+    policies = dest.policies
+    if not policies.policies:
+        return
+    where = (dest.namespace, dest.service, dest.port, rule.source)
+    if not dest.service and len(rule.backends) == 1:
+        b = rule.backends[0]
+        where = (b.namespace, b.name, b.port, rule.source)
+    timeout = policies.to_conf(TimeoutPolicy, TimeoutConf, *where)
+    if timeout is not None:
+        timeoutpolicy.apply_route(route, timeout, rule.timeout)
+    retry = policies.to_conf(RetryPolicy, RetryConf, *where)
+    if retry is not None:
+        per_try = timeout.seconds("per_try_timeout") if timeout is not None else None
+        retrypolicy.apply(route, retry, per_try)
+    lb = policies.to_conf(LoadBalancerPolicy, LoadBalancerConf, *where)
+    if lb is not None:
+        loadbalancerpolicy.apply_route(route, lb)
+
+
+def _route(
+    match: HttpMatch, rule: HttpRule, name: str, dest: Destination | None = None
+) -> route_components_pb2.Route:
     route = route_components_pb2.Route(name=name, match=_route_match(match))
     route.metadata.CopyFrom(e.metadata({"source": rule.source, "rule": rule.name}))
     if rule.redirect is not None:
@@ -232,30 +341,41 @@ def _route(match: HttpMatch, rule: HttpRule, name: str) -> route_components_pb2.
     route.response_headers_to_add.extend(e.header_options(ops.set, append=False))
     route.response_headers_to_add.extend(e.header_options(ops.add, append=True))
     route.response_headers_to_remove.extend(ops.remove)
+    if dest is not None:
+        _route_policies(route, rule, dest)
     return route
 
 
 def virtual_host(
-    port_routes: PortRoutes, domains: Iterable[str]
+    port_routes: PortRoutes, domains: Iterable[str], policies: PolicySet = NO_POLICIES
 ) -> route_components_pb2.VirtualHost:
     svc, port = port_routes.service, port_routes.port.port
-    return virtual_host_of(f"{svc.name}.{svc.namespace}:{port}", domains, port_routes.routes)
+    dest = Destination(svc.namespace, svc.name, port, policies)
+    return virtual_host_of(f"{svc.name}.{svc.namespace}:{port}", domains, port_routes.routes, dest)
 
 
 def virtual_host_of(
-    name: str, domains: Iterable[str], pairs: Iterable[tuple[HttpMatch, HttpRule]]
+    name: str,
+    domains: Iterable[str],
+    pairs: Iterable[tuple[HttpMatch, HttpRule]],
+    dest: Destination | None = None,
 ) -> route_components_pb2.VirtualHost:
     """A virtual host from (match, rule) pairs already in precedence order."""
     vh = route_components_pb2.VirtualHost(name=name, domains=domains)
     for i, (match, rule) in enumerate(pairs):
-        vh.routes.append(_route(match, rule, f"{rule.source.split(' ', 1)[-1]}:{rule.name}:{i}"))
+        route_name = f"{rule.source.split(' ', 1)[-1]}:{rule.name}:{i}"
+        vh.routes.append(_route(match, rule, route_name, dest))
         if match == EVERYTHING:
             break  # nothing after a catch-all can match
     return vh
 
 
 def outbound_route_table(
-    name: str, routing: Routing, caller_namespace: str, protocols: frozenset[str]
+    name: str,
+    routing: Routing,
+    caller_namespace: str,
+    protocols: frozenset[str],
+    policies: PolicySet = NO_POLICIES,
 ) -> route_pb2.RouteConfiguration:
     """Every service port's virtual host, named as a caller in `caller_namespace` names it."""
     rc = route_pb2.RouteConfiguration(name=name)
@@ -265,6 +385,6 @@ def outbound_route_table(
         if pr.port.protocol not in protocols:
             continue
         rc.virtual_hosts.append(
-            virtual_host(pr, service_domains(pr.service, pr.port.port, caller_namespace))
+            virtual_host(pr, service_domains(pr.service, pr.port.port, caller_namespace), policies)
         )
     return rc

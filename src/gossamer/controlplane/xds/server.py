@@ -128,7 +128,8 @@ class XdsServer:
         self._closing: set[asyncio.Task[None]] = set()
         self._server: grpc.aio.Server | None = None
         self._port: int | None = None
-        # More gRPC services on the same port (the CA's CSR service), added before start.
+        # More gRPC services on the same port (the CA's CSR service, endpoint health
+        # reports), added before start.
         self.extra_handlers: list[grpc.GenericRpcHandler] = []
 
     # -- lifecycle --------------------------------------------------------------------

@@ -166,9 +166,37 @@ def _cumulative(weights: Iterable[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _retry(rp: Any) -> m.RetryPolicy:
+_RETRY_ON = frozenset(
+    {
+        "5xx",
+        "gateway-error",
+        "reset",
+        "connect-failure",
+        "refused-stream",
+        "retriable-4xx",
+        "retriable-status-codes",
+        "cancelled",
+        "deadline-exceeded",
+        "resource-exhausted",
+        "unavailable",
+        "internal",
+    }
+)
+
+
+def _retry(rp: Any, kind: str, name: str, path: str) -> m.RetryPolicy:
     retry_on = frozenset(x.strip() for x in rp.retry_on.split(",") if x.strip())
+    for condition in sorted(retry_on - _RETRY_ON):
+        raise ConfigError(kind, name, f"{path}.retry_on", f"condition {condition!r} not supported")
     base = seconds(rp.retry_back_off.base_interval, 0.025) or 0.025
+    methods = None
+    for i, hm in enumerate(rp.retriable_request_headers):
+        where = f"{path}.retriable_request_headers[{i}]"
+        match = _header_match(hm, kind, name, where)
+        if match.name != ":method" or match.match.kind not in ("regex", "exact"):
+            raise ConfigError(kind, name, where, "only a :method exact or regex match is supported")
+        pattern = match.match.value if match.match.kind == "regex" else re.escape(match.match.value)
+        methods = _regex(pattern, kind, name, where)
     return m.RetryPolicy(
         retry_on=retry_on,
         num_retries=rp.num_retries.value if rp.HasField("num_retries") else 1,
@@ -176,7 +204,30 @@ def _retry(rp: Any) -> m.RetryPolicy:
         retriable_status_codes=frozenset(rp.retriable_status_codes),
         base_interval=base,
         max_interval=seconds(rp.retry_back_off.max_interval, base * 10) or base * 10,
+        methods=methods,
     )
+
+
+def _with_budget(
+    retry: m.RetryPolicy, meta: Mapping[str, Any], buffer_limit: int | None
+) -> m.RetryPolicy:
+    """The route's `gossamer` metadata carries the retry budget (Envoy has no rate-based
+    budget); per_request_buffer_limit_bytes bounds the bodies buffered for replay."""
+    from dataclasses import replace
+
+    changes: dict[str, Any] = {}
+    if buffer_limit is not None:
+        changes["max_body_bytes"] = buffer_limit
+    if meta.get("retry_budget") == "off":
+        changes["budget"] = False
+    for key, field in (
+        ("retry_budget_percent", "budget_percent"),
+        ("retry_budget_min_per_second", "min_retries_per_second"),
+        ("retry_budget_window", "budget_window"),
+    ):
+        if key in meta:
+            changes[field] = float(meta[key])
+    return replace(retry, **changes) if changes else retry
 
 
 def _hash_policy(hp: Any) -> m.HashPolicy:
@@ -220,7 +271,9 @@ def _route_action(ra: Any, kind: str, name: str, path: str) -> m.RouteAction:
         host_rewrite=ra.host_rewrite_literal or None,
         timeout=timeout,
         idle_timeout=seconds(ra.idle_timeout) if ra.HasField("idle_timeout") else None,
-        retry=_retry(ra.retry_policy) if ra.HasField("retry_policy") else None,
+        retry=_retry(ra.retry_policy, kind, name, f"{path}.retry_policy")
+        if ra.HasField("retry_policy")
+        else None,
         hash_policies=tuple(_hash_policy(h) for h in ra.hash_policy),
         cumulative=_cumulative(c.weight for c in clusters),
     )
@@ -253,9 +306,19 @@ def _route(r: Any, kind: str, name: str, path: str) -> m.Route:
         action = _redirect(r.redirect)
     else:
         raise ConfigError(kind, name, path, "route needs route, redirect or direct_response")
-    meta: dict[str, str] = {}
+    raw: dict[str, Any] = {}
     if r.HasField("metadata") and "gossamer" in r.metadata.filter_metadata:
-        meta = {k: str(v) for k, v in _struct(r.metadata.filter_metadata["gossamer"]).items()}
+        raw = _struct(r.metadata.filter_metadata["gossamer"])
+    meta = {k: str(v) for k, v in raw.items()}
+    if isinstance(action, m.RouteAction) and action.retry is not None:
+        from dataclasses import replace
+
+        limit = (
+            r.per_request_buffer_limit_bytes.value
+            if r.HasField("per_request_buffer_limit_bytes")
+            else None
+        )
+        action = replace(action, retry=_with_budget(action.retry, raw, limit))
     req, resp = _mutations(r)
     if which != "direct_response" and any("%REQ(" in v for _, v in (*resp.set, *resp.add)):
         raise ConfigError(
@@ -502,11 +565,13 @@ def _hcm(hcm: Any, kind: str, name: str, path: str, direction: str) -> m.HttpCon
     filters = []
     for i, f in enumerate(hcm.http_filters):
         type_name = f.typed_config.type_url.rsplit("/", 1)[-1]
+        where = f"{path}.http_filters[{i}]"
         if type_name == HTTP_RBAC:
-            rbac = compile_rbac(unpack_any(f.typed_config), kind, name, f"{path}.http_filters[{i}]")
+            rbac = compile_rbac(unpack_any(f.typed_config), kind, name, where)
             filters.append(m.HttpFilter("rbac", rbac))
             continue
-        filters.append(m.HttpFilter(type_name.rsplit(".", 1)[-1].lower()))
+        config = _http_filter_config(unpack_any(f.typed_config), type_name, kind, name, where)
+        filters.append(m.HttpFilter(type_name.rsplit(".", 1)[-1].lower(), config))
         if i == len(hcm.http_filters) - 1 and not type_name.endswith("router.v3.Router"):
             raise ConfigError(kind, name, f"{path}.http_filters", "the last filter must be router")
     if not filters:
@@ -588,19 +653,26 @@ def compile_listener(lst: Any) -> m.Listener:
     chain = chains[0]
     if not chain.filters:
         raise ConfigError(kind, name, "filter_chains[0].filters", "needs a network filter")
-    # Network RBAC filters, then one terminal filter (tcp_proxy or the HCM).
+    # Network RBAC filters and a connection rate limit, then one terminal filter
+    # (tcp_proxy or the HCM).
     rbac: list[m.RbacFilter] = []
+    connection_limit = None
     for i, flt in enumerate(chain.filters[:-1]):
         type_name = flt.typed_config.type_url.rsplit("/", 1)[-1]
         path = f"filter_chains[0].filters[{i}]"
-        if type_name != NETWORK_RBAC:
-            raise ConfigError(
-                kind, name, path, "only network RBAC filters may precede the last filter"
-            )
-        rbac.append(compile_rbac(unpack_any(flt.typed_config), kind, name, path))
+        if type_name == NETWORK_RBAC:
+            rbac.append(compile_rbac(unpack_any(flt.typed_config), kind, name, path))
+        elif type_name == NETWORK_RATE_LIMIT:
+            connection_limit = _network_rate_limit(unpack_any(flt.typed_config), kind, name, path)
+        else:
+            reason = "only network RBAC and local rate limit filters may precede the last filter"
+            raise ConfigError(kind, name, path, reason)
     flt = chain.filters[-1]
     type_name = flt.typed_config.type_url.rsplit("/", 1)[-1]
     path = f"filter_chains[0].filters[{len(chain.filters) - 1}]"
+    if connection_limit is not None and type_name != TCP_PROXY:
+        reason = "a connection rate limit is only supported before tcp_proxy"
+        raise ConfigError(kind, name, "filter_chains[0].filters[0]", reason)
     handler: m.HttpConnectionManager | m.TcpProxy
     if type_name == HCM:
         if rbac:
@@ -621,7 +693,78 @@ def compile_listener(lst: Any) -> m.Listener:
             tls = m.DownstreamTls(
                 tls.certificate_secret, tls.trust_secret, tls.verify_san_uris, tls.alpn, True
             )
-    return m.Listener(name, sa.address, sa.port_value, direction, handler, tls)
+    return m.Listener(name, sa.address, sa.port_value, direction, handler, tls, connection_limit)
+
+
+NETWORK_RATE_LIMIT = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"
+
+
+def _network_rate_limit(config: Any, kind: str, name: str, path: str) -> m.LocalRateLimitConfig:
+    tb = config.token_bucket
+    interval = seconds(tb.fill_interval, 0.0) or 0.0
+    if tb.max_tokens < 1 or interval <= 0:
+        reason = "max_tokens >= 1 and fill_interval > 0 are required"
+        raise ConfigError(kind, name, f"{path}.token_bucket", reason)
+    fill = tb.tokens_per_fill.value if tb.HasField("tokens_per_fill") else 1
+    return m.LocalRateLimitConfig(tb.max_tokens, fill, interval)
+
+
+_FRACTION_DENOMINATORS = {0: 100, 1: 10_000, 2: 1_000_000}
+
+
+def _fraction(fp: Any) -> float:
+    value: float = fp.numerator / _FRACTION_DENOMINATORS[fp.denominator]
+    return min(1.0, value)
+
+
+def _http_filter_config(config: Any, type_name: str, kind: str, name: str, path: str) -> object:
+    if type_name.endswith("fault.v3.HTTPFault"):
+        delay = abort = grpc = None
+        if config.HasField("delay"):
+            if not config.delay.HasField("fixed_delay"):
+                raise ConfigError(kind, name, f"{path}.delay", "only fixed_delay is supported")
+            delay = seconds(config.delay.fixed_delay, 0.0)
+        if config.HasField("abort"):
+            which = config.abort.WhichOneof("error_type")
+            if which == "http_status":
+                abort = config.abort.http_status
+            elif which == "grpc_status":
+                grpc = config.abort.grpc_status
+            else:
+                raise ConfigError(kind, name, f"{path}.abort", "needs http_status or grpc_status")
+        return m.FaultConfig(
+            delay=delay,
+            delay_fraction=_fraction(config.delay.percentage) if delay is not None else 0.0,
+            abort_status=abort,
+            abort_grpc_status=grpc,
+            abort_fraction=_fraction(config.abort.percentage) if config.HasField("abort") else 0.0,
+            headers=tuple(
+                _header_match(h, kind, name, f"{path}.headers[{j}]")
+                for j, h in enumerate(config.headers)
+            ),
+        )
+    if type_name.endswith("local_ratelimit.v3.LocalRateLimit"):
+        tb = config.token_bucket
+        if not config.HasField("token_bucket") or tb.max_tokens < 1:
+            raise ConfigError(kind, name, f"{path}.token_bucket", "max_tokens must be >= 1")
+        for field in ("filter_enabled", "filter_enforced"):
+            fp = getattr(config, field).default_value
+            if config.HasField(field) and _fraction(fp) < 1.0:
+                raise ConfigError(kind, name, f"{path}.{field}", "only 100% is supported")
+        interval = seconds(tb.fill_interval, 0.0) or 0.0
+        if interval <= 0:
+            raise ConfigError(kind, name, f"{path}.token_bucket.fill_interval", "must be > 0")
+        return m.LocalRateLimitConfig(
+            max_tokens=tb.max_tokens,
+            tokens_per_fill=tb.tokens_per_fill.value if tb.HasField("tokens_per_fill") else 1,
+            fill_interval=interval,
+            status=config.status.code if config.HasField("status") else 429,
+            response_headers=tuple(
+                (o.header.key.lower(), o.header.value) for o in config.response_headers_to_add
+            ),
+            x_ratelimit_headers=config.enable_x_ratelimit_headers == 1,
+        )
+    return None
 
 
 def _sni_listener(
@@ -710,7 +853,8 @@ def compile_cluster(c: Any) -> m.Cluster:
                 t.max_connections.value if t.HasField("max_connections") else 1024,
                 t.max_pending_requests.value if t.HasField("max_pending_requests") else 1024,
                 t.max_requests.value if t.HasField("max_requests") else 1024,
-                t.max_retries.value if t.HasField("max_retries") else 3,
+                # Absent: not limited here; the routes' retry budgets bound retries.
+                t.max_retries.value if t.HasField("max_retries") else m.UNLIMITED,
             )
     outlier = _outlier(c.outlier_detection) if c.HasField("outlier_detection") else None
     health = None
@@ -749,8 +893,24 @@ def compile_cluster(c: Any) -> m.Cluster:
         outlier=outlier,
         health_check=health,
         idle_timeout=seconds(c.common_http_protocol_options.idle_timeout, 60.0) or 60.0,
+        zone_order=_zone_order(meta.pop("zone_order", None), kind, name),
         metadata=dict(meta),
     )
+
+
+def _zone_order(text: str | None, kind: str, name: str) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    import json
+
+    try:
+        zones = json.loads(text)
+    except ValueError:
+        zones = None
+    if not isinstance(zones, list) or not all(isinstance(z, str) for z in zones):
+        path = 'metadata.filter_metadata["gossamer"].zone_order'
+        raise ConfigError(kind, name, path, "must be a JSON list of zone names")
+    return tuple(zones)
 
 
 def _outlier(od: Any) -> m.OutlierDetection:
@@ -762,12 +922,33 @@ def _outlier(od: Any) -> m.OutlierDetection:
         base_ejection_time=seconds(od.base_ejection_time, 30.0) or 30.0,
         max_ejection_time=seconds(od.max_ejection_time, 300.0) or 300.0,
         max_ejection_percent=float(u32("max_ejection_percent", 10) or 10),
-        consecutive_5xx=u32("consecutive_5xx", 5),
-        consecutive_gateway_errors=u32("consecutive_gateway_failure", None),
-        success_rate_minimum_hosts=u32("success_rate_minimum_hosts", None),
+        # enforcing_* = 0 turns a detector off; Envoy enforces gateway failures only when
+        # asked (enforcing_consecutive_gateway_failure defaults to 0).
+        consecutive_5xx=u32("consecutive_5xx", 5)
+        if u32("enforcing_consecutive_5xx", 100)
+        else None,
+        consecutive_gateway_errors=u32("consecutive_gateway_failure", 5)
+        if u32("enforcing_consecutive_gateway_failure", 0)
+        else None,
+        success_rate_minimum_hosts=u32("success_rate_minimum_hosts", 5)
+        if u32("enforcing_success_rate", 100) and od.HasField("success_rate_minimum_hosts")
+        else None,
         success_rate_request_volume=u32("success_rate_request_volume", 100) or 100,
         success_rate_stdev_factor=(u32("success_rate_stdev_factor", 1900) or 1900) / 1000,
     )
+
+
+_METHODS = {
+    1: "GET",
+    2: "HEAD",
+    3: "POST",
+    4: "PUT",
+    5: "DELETE",
+    6: "CONNECT",
+    7: "OPTIONS",
+    8: "TRACE",
+    9: "PATCH",
+}
 
 
 def _health_check(hc: Any, kind: str, name: str) -> m.HealthCheck:
@@ -789,6 +970,8 @@ def _health_check(hc: Any, kind: str, name: str) -> m.HealthCheck:
             jitter,
             path=h.path or "/",
             host=h.host,
+            method=_METHODS.get(h.method, "GET"),
+            headers=tuple((o.header.key, o.header.value) for o in h.request_headers_to_add),
             expected_statuses=statuses,
         )
     if which == "tcp_health_check":

@@ -126,10 +126,14 @@ class RetryPolicy:
     max_interval: float = 0.25
     retry_non_idempotent: bool = False
     max_body_bytes: int = 65536
-    # Retry budget (Linkerd-style): retries may add this fraction of the request rate,
-    # plus a floor of min_retries_per_second.
+    # Retry budget (Linkerd-style): over the last budget_window seconds, retries may add
+    # budget_percent of the requests, plus min_retries_per_second. On by default.
+    budget: bool = True
     budget_percent: float = 20.0
     min_retries_per_second: float = 10.0
+    budget_window: float = 10.0
+    # Only these methods are retried (None: any), from retriable_request_headers.
+    methods: re.Pattern[str] | None = None
 
 
 HashKind = Literal["header", "cookie", "source_ip", "query"]
@@ -241,12 +245,19 @@ class Endpoint:
     socket_match: Mapping[str, str] = field(default_factory=dict)
 
 
+UNLIMITED = 1 << 31
+
+
 @dataclass(frozen=True, slots=True)
 class CircuitBreaker:
+    """Limits per cluster and sidecar process; a request beyond one is refused at once
+    (503, flag UO, x-gossamer-overloaded: true): Gossamer never queues.
+    max_pending_requests counts requests waiting for the upstream's response head."""
+
     max_connections: int = 1024
     max_pending_requests: int = 1024
     max_requests: int = 1024
-    max_retries: int = 3
+    max_retries: int = UNLIMITED  # concurrent retries (the retry budget bounds them too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +283,8 @@ class HealthCheck:
     interval_jitter: float = 0.0
     path: str = "/"
     host: str = ""
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
     expected_statuses: tuple[tuple[int, int], ...] = ((200, 400),)  # [start, end)
     send: bytes = b""
     receive: bytes = b""
@@ -308,6 +321,8 @@ class Cluster:
     outlier: OutlierDetection | None = None
     health_check: HealthCheck | None = None
     idle_timeout: float = 60.0  # pooled upstream connection idle limit
+    # Locality-aware balancing: zones to try in order (then all others); None: off.
+    zone_order: tuple[str, ...] | None = None
     per_connection_buffer: int = 1 << 20
     # Destination labels for metrics: service, namespace, ...
     metadata: Mapping[str, str] = field(default_factory=dict)
@@ -373,6 +388,30 @@ class DownstreamTls:
 
 
 @dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """envoy.filters.http.fault: fractions are in [0, 1]."""
+
+    delay: float | None = None
+    delay_fraction: float = 0.0
+    abort_status: int | None = None
+    abort_grpc_status: int | None = None
+    abort_fraction: float = 0.0
+    headers: tuple[HeaderMatch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRateLimitConfig:
+    """envoy.filters.http.local_ratelimit: one token bucket per sidecar process."""
+
+    max_tokens: int
+    tokens_per_fill: int
+    fill_interval: float
+    status: int = 429
+    response_headers: tuple[tuple[str, str], ...] = ()
+    x_ratelimit_headers: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class HttpFilter:
     """One stage of the HTTP pipeline; `config` is a filter-specific frozen object."""
 
@@ -422,6 +461,8 @@ class Listener:
     direction: Literal["inbound", "outbound"]
     handler: HttpConnectionManager | TcpProxy
     tls: DownstreamTls | None = None
+    # envoy.filters.network.local_ratelimit: new connections per interval (TCP proxy).
+    connection_limit: LocalRateLimitConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,30 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
         {"accept_http_10", "allow_absolute_url"}
     ),
     "envoy.extensions.filters.http.router.v3.Router": frozenset(),
+    # --- resilience HTTP filters (inbound) ---
+    "envoy.extensions.filters.http.fault.v3.HTTPFault": frozenset({"delay", "abort", "headers"}),
+    "envoy.extensions.filters.common.fault.v3.FaultDelay": frozenset({"fixed_delay", "percentage"}),
+    "envoy.extensions.filters.http.fault.v3.FaultAbort": frozenset(
+        {"http_status", "grpc_status", "percentage"}
+    ),
+    "envoy.type.v3.FractionalPercent": frozenset({"numerator", "denominator"}),
+    "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit": frozenset(
+        {
+            "stat_prefix",
+            "status",
+            "token_bucket",
+            "filter_enabled",
+            "filter_enforced",
+            "response_headers_to_add",
+            "enable_x_ratelimit_headers",
+        }
+    ),
+    "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit": frozenset(
+        {"stat_prefix", "token_bucket"}
+    ),
+    "envoy.type.v3.TokenBucket": frozenset({"max_tokens", "tokens_per_fill", "fill_interval"}),
+    "envoy.config.core.v3.RuntimeFractionalPercent": frozenset({"default_value"}),
+    "envoy.type.v3.HttpStatus": frozenset({"code"}),
     # --- authorization (RBAC), on the verified SPIFFE ID of the caller ---
     "envoy.extensions.filters.http.rbac.v3.RBAC": frozenset(
         {"rules", "rules_stat_prefix", "shadow_rules", "shadow_rules_stat_prefix"}
@@ -138,6 +162,7 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
             "response_headers_to_add",
             "response_headers_to_remove",
             "metadata",
+            "per_request_buffer_limit_bytes",
         }
     ),
     "envoy.config.route.v3.RouteMatch": frozenset(
@@ -195,7 +220,14 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
         }
     ),
     "envoy.config.route.v3.RetryPolicy": frozenset(
-        {"retry_on", "num_retries", "per_try_timeout", "retry_back_off", "retriable_status_codes"}
+        {
+            "retry_on",
+            "num_retries",
+            "per_try_timeout",
+            "retry_back_off",
+            "retriable_status_codes",
+            "retriable_request_headers",
+        }
     ),
     "envoy.config.route.v3.RetryPolicy.RetryBackOff": frozenset({"base_interval", "max_interval"}),
     "envoy.config.route.v3.RouteAction.HashPolicy": frozenset(
@@ -287,7 +319,7 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
         }
     ),
     "envoy.config.core.v3.HealthCheck.HttpHealthCheck": frozenset(
-        {"host", "path", "expected_statuses"}
+        {"host", "path", "expected_statuses", "method", "request_headers_to_add"}
     ),
     "envoy.type.v3.Int64Range": frozenset({"start", "end"}),
     "envoy.config.core.v3.HealthCheck.TcpHealthCheck": frozenset({"send", "receive"}),
@@ -351,6 +383,9 @@ KNOWN_TYPED_CONFIGS: frozenset[str] = frozenset(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
         "envoy.extensions.filters.http.router.v3.Router",
+        "envoy.extensions.filters.http.fault.v3.HTTPFault",
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
         "envoy.extensions.filters.http.rbac.v3.RBAC",
         "envoy.extensions.filters.network.rbac.v3.RBAC",
         "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
@@ -444,10 +479,13 @@ def _import_typed_configs() -> None:
     import envoy.config.endpoint.v3.endpoint_pb2
     import envoy.config.listener.v3.listener_pb2
     import envoy.config.route.v3.route_pb2
+    import envoy.extensions.filters.http.fault.v3.fault_pb2
+    import envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2
     import envoy.extensions.filters.http.rbac.v3.rbac_pb2
     import envoy.extensions.filters.http.router.v3.router_pb2
     import envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2
     import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2
+    import envoy.extensions.filters.network.local_ratelimit.v3.local_rate_limit_pb2
     import envoy.extensions.filters.network.rbac.v3.rbac_pb2
     import envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2
     import envoy.extensions.transport_sockets.raw_buffer.v3.raw_buffer_pb2
@@ -496,6 +534,8 @@ def markdown() -> str:
         "- `Cluster.transport_socket_matches`: one TLS match, plaintext default; an endpoint",
         '  uses TLS when its `filter_metadata["envoy.transport_socket_match"]` has the values.',
         "- The last HTTP filter must be the router; `codec_type` AUTO or HTTP1.",
+        "- A filter chain has one terminal network filter (HTTP connection manager or TCP",
+        "  proxy), optionally preceded by a network local rate limit (TCP listeners).",
         "- RBAC (HTTP and network): actions ALLOW and DENY (LOG is NACKed); principals match",
         "  the caller's verified SPIFFE ID (`authenticated.principal_name`); HTTP permissions",
         "  match `:method` and other headers and `url_path`; on TCP, permissions other than",

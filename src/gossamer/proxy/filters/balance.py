@@ -45,11 +45,16 @@ class EndpointState:
         "ejections",
         "ewma",
         "ewma_at",
+        "hc_failed",
+        "hc_failures",
+        "hc_successes",
         "healthy",
         "key",
         "labels",
         "pool",
         "port",
+        "sr_success",
+        "sr_total",
         "tls",
         "weight",
         "workload",
@@ -73,6 +78,11 @@ class EndpointState:
         self.ejections = 0
         self.consecutive_5xx = 0
         self.consecutive_gateway = 0
+        self.hc_failed = False  # active health checking says down (filters/health.py)
+        self.hc_failures = 0
+        self.hc_successes = 0
+        self.sr_total = 0  # results in the current success-rate interval
+        self.sr_success = 0
         self.pool: Any = None  # the IO layer's connection pool for this endpoint
         self.tls = False  # connect with the cluster's TLS (a sidecar-backed endpoint)
 
@@ -86,10 +96,14 @@ class EndpointState:
         """Take the config's view of this endpoint; runtime state is kept."""
         self.weight = max(1, ep.weight)
         self.healthy = ep.healthy
-        self.available = ep.healthy and self.ejected_until == 0.0
+        self.refresh()
         self.labels = ep.labels
         self.workload = ep.workload
         self.zone = ep.zone
+
+    def refresh(self) -> None:
+        """Recompute `available` from EDS health, ejection and active health checks."""
+        self.available = self.healthy and self.ejected_until == 0.0 and not self.hc_failed
 
     def observe_rtt(self, rtt: float, now: float) -> None:
         """Feed one latency sample into the peak-sensitive EWMA."""
@@ -367,10 +381,46 @@ class Maglev:
                 return ep
 
 
+class LocalityBalancer:
+    """Zone preference with failover: one balancer per tier of zones (the caller's zone,
+    then its failover zones, then every other zone); the first tier with an available
+    endpoint picks."""
+
+    __slots__ = ("endpoints", "tiers")
+
+    def __init__(self, endpoints: Sequence[EndpointState], tiers: Sequence[Balancer]) -> None:
+        self.endpoints = tuple(endpoints)
+        self.tiers = tuple(tiers)
+
+    def pick(self, hash_key: int | None = None) -> EndpointState | None:
+        for tier in self.tiers:
+            ep = tier.pick(hash_key)
+            if ep is not None:
+                return ep
+        return None
+
+
 def make_balancer(
     cluster: m.Cluster, endpoints: Sequence[EndpointState], rng: Rng, clock: Clock = time.monotonic
 ) -> Balancer:
     """The balancer a cluster's policy asks for, over these endpoint states."""
+    if cluster.zone_order is not None:
+        tiers: list[Balancer] = []
+        rest = list(endpoints)
+        for zone in cluster.zone_order:
+            mine = [ep for ep in rest if ep.zone == zone]
+            rest = [ep for ep in rest if ep.zone != zone]
+            if mine:
+                tiers.append(_make(cluster, mine, rng, clock))
+        if rest:
+            tiers.append(_make(cluster, rest, rng, clock))
+        return LocalityBalancer(endpoints, tiers)
+    return _make(cluster, endpoints, rng, clock)
+
+
+def _make(
+    cluster: m.Cluster, endpoints: Sequence[EndpointState], rng: Rng, clock: Clock
+) -> Balancer:
     policy = cluster.lb_policy
     if policy == "round_robin":
         return RoundRobin(endpoints, rng)

@@ -5,11 +5,15 @@ a response (connect failure, reset, timeout) count as 503, as in Envoy's default
 splitting local-origin errors. An ejection lasts base_ejection_time x times ejected
 (capped by max_ejection_time); `sweep` (called periodically by the IO layer) brings
 endpoints back. At most max_ejection_percent of a cluster is ejected, and never its last
-available endpoint. Success-rate detection is not implemented.
+available endpoint. Success-rate detection (`success_rate_minimum_hosts` set): every
+`interval`, among endpoints with at least `success_rate_request_volume` results in it, if
+there are `success_rate_minimum_hosts` of them, those whose success rate is below
+mean - `success_rate_stdev_factor` x stdev are ejected, as in Envoy.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from gossamer.proxy.config import model as m
@@ -19,11 +23,12 @@ LOCAL_FAILURE = 503  # how a request that got no response counts
 
 
 class OutlierDetector:
-    __slots__ = ("config", "ejections_total")
+    __slots__ = ("config", "ejections_total", "next_interval")
 
     def __init__(self, config: m.OutlierDetection | None) -> None:
         self.config = config
         self.ejections_total = 0
+        self.next_interval = 0.0
 
     def record(
         self, ep: EndpointState, status: int, now: float, endpoints: Sequence[EndpointState]
@@ -32,6 +37,10 @@ class OutlierDetector:
         cfg = self.config
         if cfg is None:
             return False
+        if cfg.success_rate_minimum_hosts is not None:
+            ep.sr_total += 1
+            if status < 500:
+                ep.sr_success += 1
         if status < 500:
             ep.consecutive_5xx = 0
             ep.consecutive_gateway = 0
@@ -70,6 +79,32 @@ class OutlierDetector:
         self.ejections_total += 1
         return True
 
+    def success_rate(self, endpoints: Sequence[EndpointState], now: float) -> list[EndpointState]:
+        """Once per interval: eject statistical outliers by success rate; returns them."""
+        cfg = self.config
+        if cfg is None or cfg.success_rate_minimum_hosts is None:
+            return []
+        if now < self.next_interval:
+            return []
+        self.next_interval = now + cfg.interval
+        rates = {
+            ep: ep.sr_success / ep.sr_total
+            for ep in endpoints
+            if ep.sr_total >= cfg.success_rate_request_volume
+        }
+        for ep in endpoints:
+            ep.sr_total = ep.sr_success = 0
+        if len(rates) < cfg.success_rate_minimum_hosts:
+            return []
+        mean = sum(rates.values()) / len(rates)
+        stdev = math.sqrt(sum((r - mean) ** 2 for r in rates.values()) / len(rates))
+        threshold = mean - cfg.success_rate_stdev_factor * stdev
+        out = []
+        for ep, rate in sorted(rates.items(), key=lambda item: item[1]):
+            if rate < threshold and ep.available and self._eject(ep, now, endpoints, cfg):
+                out.append(ep)
+        return out
+
     @staticmethod
     def sweep(endpoints: Sequence[EndpointState], now: float) -> list[EndpointState]:
         """Bring back the endpoints whose ejection is over; returns them."""
@@ -77,6 +112,6 @@ class OutlierDetector:
         for ep in endpoints:
             if ep.ejected_until and ep.ejected_until <= now:
                 ep.ejected_until = 0.0
-                ep.available = ep.healthy
+                ep.refresh()
                 back.append(ep)
         return back

@@ -85,8 +85,10 @@ class RouteEntry:
         "regex_rewrite",
         "request_plans",
         "response_plans",
+        "retry",
         "rewrites",
         "route",
+        "stream_idle",
         "timeout",
         "total_weight",
     )
@@ -120,6 +122,8 @@ class RouteEntry:
         self.regex_rewrite = None
         self.host_rewrite: bytes | None = None
         self.timeout: float | None = None
+        self.retry: m.RetryPolicy | None = None
+        self.stream_idle: float | None = None  # the route's own stream idle timeout
         self.hash = HashPolicies(())
         self.direct_status = 0
         self.direct_body = b""
@@ -148,6 +152,8 @@ class RouteEntry:
             if action.host_rewrite:
                 self.host_rewrite = action.host_rewrite.encode()
             self.timeout = action.timeout
+            self.retry = action.retry if action.retry and action.retry.num_retries > 0 else None
+            self.stream_idle = action.idle_timeout
             self.hash = HashPolicies(action.hash_policies)
             self.hashing = bool(action.hash_policies)
             self.rewrites = self.prefix_rewrite is not None or self.regex_rewrite is not None

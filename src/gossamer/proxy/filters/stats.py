@@ -104,7 +104,14 @@ class ClusterStats:
         "cx_active",
         "cx_total",
         "ejections",
+        "overflow",
+        "panic",
+        "retries",
+        "retry_active",
+        "retry_budget_exhausted",
+        "retry_overflow",
         "rq_active",
+        "rq_pending",
         "tls_failures",
         "tls_handshakes",
         "tls_resumed",
@@ -115,7 +122,14 @@ class ClusterStats:
         self.cx_active = 0
         self.connect_fail = 0
         self.rq_active = 0
+        self.rq_pending = 0  # sent (or being sent), no response head yet
         self.ejections = 0
+        self.overflow = 0  # requests refused by a circuit breaker limit
+        self.panic = 0  # picks made in panic (every endpoint failing its health checks)
+        self.retries = 0
+        self.retry_active = 0  # retries waiting (backoff) or in flight
+        self.retry_budget_exhausted = 0  # retries the budget refused
+        self.retry_overflow = 0  # retries the max_retries limit refused
         self.tls_handshakes = 0
         self.tls_resumed = 0  # handshakes that resumed a session (no certificate exchange)
         self.tls_failures = 0  # handshake or peer identity failures
@@ -189,10 +203,16 @@ class Stats:
                     "cx_active": cs.cx_active,
                     "connect_fail": cs.connect_fail,
                     "rq_active": cs.rq_active,
+                    "rq_pending": cs.rq_pending,
                     "ejections": cs.ejections,
+                    "overflow": cs.overflow,
+                    "panic": cs.panic,
+                    "retries": cs.retries,
+                    "retry_budget_exhausted": cs.retry_budget_exhausted,
+                    "retry_overflow": cs.retry_overflow,
+                    "tls_failures": cs.tls_failures,
                     "tls_handshakes": cs.tls_handshakes,
                     "tls_resumed": cs.tls_resumed,
-                    "tls_failures": cs.tls_failures,
                 }
                 for name, cs in self.clusters.items()
             },
@@ -252,10 +272,16 @@ def summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
             "upstream_cx_active": cs["cx_active"],
             "upstream_cx_connect_fail": cs["connect_fail"],
             "upstream_rq_active": cs["rq_active"],
+            "upstream_rq_pending": cs.get("rq_pending", 0),
             "outlier_ejections": cs["ejections"],
+            "circuit_breaker_overflow": cs.get("overflow", 0),
+            "lb_healthy_panic": cs.get("panic", 0),
+            "retry_budget_exhausted": cs.get("retry_budget_exhausted", 0),
+            "retry_overflow": cs.get("retry_overflow", 0),
+            "upstream_rq_retry": cs.get("retries", 0),
+            "upstream_tls_failures": cs.get("tls_failures", 0),
             "upstream_tls_handshakes": cs.get("tls_handshakes", 0),
             "upstream_tls_resumed": cs.get("tls_resumed", 0),
-            "upstream_tls_failures": cs.get("tls_failures", 0),
         }
         for name, cs in sorted(snapshot["clusters"].items())
     }
@@ -360,6 +386,32 @@ _CLUSTER_FAMILIES: Final = (
     ("gossamer_upstream_connect_failures_total", "connect_fail", "counter", "Connects failed."),
     ("gossamer_upstream_requests_active", "rq_active", "gauge", "Requests in flight upstream."),
     ("gossamer_outlier_ejections_total", "ejections", "counter", "Endpoints ejected."),
+    ("gossamer_upstream_requests_pending", "rq_pending", "gauge", "Requests awaiting a response."),
+    (
+        "gossamer_circuit_breaker_overflow_total",
+        "overflow",
+        "counter",
+        "Requests refused by a circuit breaker limit.",
+    ),
+    ("gossamer_retries_total", "retries", "counter", "Retries sent upstream."),
+    (
+        "gossamer_lb_healthy_panic_total",
+        "panic",
+        "counter",
+        "Picks among endpoints all failing their health checks.",
+    ),
+    (
+        "gossamer_retry_budget_exhausted_total",
+        "retry_budget_exhausted",
+        "counter",
+        "Retries refused by the retry budget.",
+    ),
+    (
+        "gossamer_retry_overflow_total",
+        "retry_overflow",
+        "counter",
+        "Retries refused by the max_retries limit.",
+    ),
     ("gossamer_upstream_tls_handshakes_total", "tls_handshakes", "counter", "TLS handshakes."),
     ("gossamer_upstream_tls_resumed_total", "tls_resumed", "counter", "TLS sessions resumed."),
     ("gossamer_upstream_tls_failures_total", "tls_failures", "counter", "TLS/identity failures."),

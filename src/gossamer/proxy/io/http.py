@@ -40,6 +40,14 @@ from gossamer.protocols.http1 import (
 )
 from gossamer.proxy.context import HttpContext
 from gossamer.proxy.filters.authz import Authorizer, denied_body
+from gossamer.proxy.filters.retry import (
+    CONNECT_FAILURE,
+    PER_TRY_TIMEOUT,
+    RESET,
+    backoff,
+    retriable_failure,
+    retriable_status,
+)
 from gossamer.proxy.filters.route import DIRECT, FORWARD, REQ_AUTHORITY, HeaderPlan, RouteEntry
 from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats
 from gossamer.proxy.io.clock import INF
@@ -48,7 +56,9 @@ from gossamer.proxy.io.tls import handshake_failed, peer_identity, san_allowed
 
 if TYPE_CHECKING:
     from gossamer.proxy.cluster import ClusterRuntime
+    from gossamer.proxy.config import model as m
     from gossamer.proxy.filters.balance import EndpointState
+    from gossamer.proxy.filters.fault import FaultDecision
     from gossamer.proxy.io.listener import ListenerHandle
 
 monotonic = time.monotonic
@@ -88,6 +98,7 @@ BUFFER_LIMIT: Final = 64 * 1024  # request bytes held while the upstream connect
 # listener is up, or gone a moment before EDS says so, costs no request.
 CONNECT_ATTEMPTS: Final = 3
 _NO_REMOVE: Final[frozenset[bytes]] = frozenset()
+OVERLOADED: Final = ((b"x-gossamer-overloaded", b"true"),)
 
 
 class HttpDownstream(asyncio.Protocol):
@@ -112,12 +123,17 @@ class HttpDownstream(asyncio.Protocol):
         "peer",
         "peer_identity",
         "peer_ip",
+        "pending",
+        "replay",
+        "replay_size",
         "req_chunked",
         "req_done",
         "resp_chunked",
         "resp_plan",
         "resp_started",
         "retried",
+        "retry",
+        "route_deadline",
         "rstats",
         "seq",
         "started",
@@ -125,6 +141,7 @@ class HttpDownstream(asyncio.Protocol):
         "status",
         "timer",
         "transport",
+        "tries",
         "up_head",
         "up_out",
         "up_size",
@@ -174,6 +191,12 @@ class HttpDownstream(asyncio.Protocol):
         self.continue_sent = False
         self.retried = False
         self.attempts = 0
+        self.retry: m.RetryPolicy | None = None  # the route's, when this request may retry
+        self.replay: list[bytes] | None = None  # body bytes as sent, for a retry
+        self.replay_size = 0
+        self.tries = 0
+        self.pending = False  # counted in the cluster's rq_pending
+        self.route_deadline = INF
         self.dispatch = False  # routed; the upstream is asked for after the read is parsed
         self.status = 0
         self.started = 0.0
@@ -329,6 +352,10 @@ class HttpDownstream(asyncio.Protocol):
                 self.ctx.stats.flag("UT")
                 self._finish_endpoint(504, now)
                 self._abort_exchange()
+            elif self.retry is not None and now < self.route_deadline:  # the try's own
+                self._upstream_failed(
+                    504, "upstream per-try timeout", "UT", retry=False, cause=PER_TRY_TIMEOUT
+                )
             else:
                 self._upstream_failed(504, "upstream request timeout", "UT", retry=False)
 
@@ -355,6 +382,13 @@ class HttpDownstream(asyncio.Protocol):
         if head.method == b"CONNECT":
             self._local(405, b"CONNECT is not supported\n", "")
             return
+        if ctx.guarded and self._guard(ctx, head, now):
+            return
+        self._route_request(ctx, head, authority, now)
+
+    def _route_request(
+        self, ctx: HttpContext, head: RequestHead, authority: bytes, now: float
+    ) -> None:
         table = ctx.table
         entry = table.route(head, authority) if table is not None else None
         if entry is None:
@@ -381,12 +415,18 @@ class HttpDownstream(asyncio.Protocol):
         if ep is None:
             self._local(503, b"no healthy upstream\n", "UH")
             return
-        if cluster.stats.rq_active >= cluster.max_requests:
-            self._local(503, b"upstream overflow (circuit breaker)\n", "UO")
+        cstats = cluster.stats
+        if cstats.rq_active >= cluster.max_requests or cstats.rq_pending >= cluster.max_pending:
+            cstats.overflow += 1
+            self._local(503, b"upstream overflow (circuit breaker)\n", "UO", OVERLOADED)
             return
         ep.active += 1
-        cluster.stats.rq_active += 1
+        cstats.rq_active += 1
+        cstats.rq_pending += 1
+        self.pending = True
         self.endpoint = ep
+        if entry.retry is not None:
+            self._retry_setup(entry.retry, head, cluster, now)
         self.resp_plan = entry.response_plans[i]
         plan = entry.request_plans[i]
         remove = plan.remove
@@ -425,7 +465,7 @@ class HttpDownstream(asyncio.Protocol):
         if self.has_body:
             # The route timeout starts when the request is complete (as in Envoy); until
             # then a body that stalls for the stream idle timeout ends the exchange.
-            self.deadline = now + ctx.stream_idle_timeout
+            self.deadline = now + (entry.stream_idle or ctx.stream_idle_timeout)
             self.timer = T_STREAM
         self.up_out.append(up_head)
         self.up_size = len(up_head)
@@ -439,7 +479,12 @@ class HttpDownstream(asyncio.Protocol):
         if self.req_chunked:
             data = encode_chunk(data)
         if self.timer == T_STREAM:
-            self.deadline = monotonic() + self.ctx.stream_idle_timeout
+            entry = self.entry
+            idle = entry.stream_idle if entry is not None else None
+            self.deadline = monotonic() + (idle or self.ctx.stream_idle_timeout)
+        replay = self.replay
+        if replay is not None:
+            self._keep_for_replay(replay, data)
         self.up_out.append(data)
         self.up_size += len(data)
         if self.upstream is None and self.up_size > BUFFER_LIMIT:
@@ -456,14 +501,19 @@ class HttpDownstream(asyncio.Protocol):
         head = self.head
         assert head is not None
         entry = self.entry
-        if entry is not None and entry.timeout and not self.resp_started:
+        if self.retry is not None and not self.resp_started:
+            self._arm_try_timer(monotonic(), first=True)
+        elif entry is not None and entry.timeout and not self.resp_started:
             self.deadline = monotonic() + entry.timeout
             self.timer = T_ROUTE
         elif self.timer == T_STREAM:
             self.deadline = INF
             self.timer = T_NONE
         if self.req_chunked:
-            self.up_out.append(last_chunk(head.trailers))
+            end = last_chunk(head.trailers)
+            self.up_out.append(end)
+            if self.replay is not None:
+                self._keep_for_replay(self.replay, end)
         if head.upgrade is None:
             self.parser.pause()  # the next request waits for this response
 
@@ -490,8 +540,15 @@ class HttpDownstream(asyncio.Protocol):
         up = ep.pool.take()
         if up is not None:
             self._attach(up)
+        elif cluster.stats.cx_active >= cluster.max_connections:
+            self._overflow(cluster, b"upstream overflow (circuit breaker: connections)\n")
         else:
             self._connect(cluster, ep)
+
+    def _overflow(self, cluster: ClusterRuntime, reason: bytes) -> None:
+        cluster.stats.overflow += 1
+        self._finish_endpoint(0, monotonic(), record=False)  # not the endpoint's fault
+        self._local(503, reason, "UO", OVERLOADED)
 
     def _attach(self, up: UpstreamConnection) -> None:
         self.upstream = up
@@ -518,11 +575,13 @@ class HttpDownstream(asyncio.Protocol):
     async def _open(self, cluster: ClusterRuntime, ep: EndpointState, seq: int) -> None:
         up = await open_upstream(cluster, ep)
         if up is None:
-            if self.seq == seq and self.state == ACTIVE:
+            if self.seq == seq and self.state == ACTIVE and self.endpoint is ep:
                 self._connect_failed(cluster, ep)
             return
-        if self.seq != seq or self.state != ACTIVE:
-            ep.pool.release(up)  # the client moved on: keep the connection warm
+        if self.seq != seq or self.state != ACTIVE or self.endpoint is not ep or self.upstream:
+            # The client moved on, or this try ended (per-try timeout) or is served by
+            # another connection: keep this one warm for the next request.
+            ep.pool.release(up)
             return
         self._attach(up)
         if self.up_out:
@@ -548,10 +607,16 @@ class HttpDownstream(asyncio.Protocol):
             else:
                 self._connect(cluster, other)
             return
-        self._upstream_failed(503, "upstream connect error", "UF", retry=False)
+        self._upstream_failed(
+            503, "upstream connect error", "UF", retry=False, cause=CONNECT_FAILURE
+        )
 
-    def _upstream_failed(self, status: int, reason: str, flags: str, retry: bool) -> None:
-        """The upstream side failed before the response completed."""
+    def _upstream_failed(
+        self, status: int, reason: str, flags: str, retry: bool, cause: str | None = None
+    ) -> None:
+        """The upstream side failed before the response completed. `retry`: a reused
+        connection the upstream had closed (resent once, always); `cause`: what the
+        route's retry policy may retry (connect failure, reset, per-try timeout)."""
         up = self.upstream
         self.upstream = None
         if up is not None:
@@ -575,6 +640,17 @@ class HttpDownstream(asyncio.Protocol):
             self._connect(self.cluster, self.endpoint)
             return
         now = monotonic()
+        policy = self.retry
+        if (
+            cause is not None
+            and policy is not None
+            and not self.resp_started
+            and retriable_failure(policy, cause)
+            and self._may_retry(now)
+        ):
+            self._finish_endpoint(status, now, record=False)
+            self._schedule_retry(now)
+            return
         if self.resp_started:
             self.ctx.stats.flag(flags)
             self._finish_endpoint(status, now)
@@ -582,6 +658,200 @@ class HttpDownstream(asyncio.Protocol):
             return
         self._finish_endpoint(status, now, record=False)
         self._local(status, reason.encode() + b"\n", flags)
+
+    # --- inbound guards: local rate limit, fault injection --------------------------------
+
+    def _guard(self, ctx: HttpContext, head: RequestHead, now: float) -> bool:
+        """True when the request was answered here or deferred (a fault delay)."""
+        bucket = ctx.ratelimit
+        if bucket is not None and not bucket.take(now):
+            cfg = bucket.config
+            extra = [(b"retry-after", b"%d" % bucket.reset_after(now))]
+            if cfg.x_ratelimit_headers:
+                extra += bucket.headers(now)
+            extra += [(k.encode(), v.encode()) for k, v in cfg.response_headers]
+            self._local(cfg.status, b"local rate limited\n", "RL", tuple(extra))
+            return True
+        if ctx.fault is not None:
+            decision = ctx.fault.decide(head.get)
+            if decision is not None:
+                if decision.delay:
+                    asyncio.get_running_loop().call_later(
+                        decision.delay, self._after_delay, self.seq, decision
+                    )
+                    return True
+                self._fault_abort(decision)
+                return True
+        return False
+
+    def _fault_abort(self, decision: FaultDecision) -> None:
+        if decision.grpc is not None:
+            extra = (
+                (b"content-type", b"application/grpc"),
+                (b"grpc-status", b"%d" % decision.grpc),
+                (b"grpc-message", b"fault filter abort"),
+            )
+            self._local(200, b"", "FI", extra)
+        else:
+            self._local(decision.abort, b"fault filter abort\n", "FI")
+
+    def _after_delay(self, seq: int, decision: FaultDecision) -> None:
+        """The fault delay is over: abort, or route and forward what arrived meanwhile."""
+        if self.seq != seq or self.state != ACTIVE or self.head is None:
+            return
+        self.ctx.stats.flag("DI")
+        if decision.abort:
+            self._fault_abort(decision)
+            return
+        body, size = self.up_out, self.up_size
+        self.up_out, self.up_size = [], 0
+        head = self.head
+        self._route_request(self.ctx, head, head.authority or head.host or b"", monotonic())
+        if self.state != ACTIVE:
+            return  # answered locally (no route, no upstream...)
+        self.up_out.extend(body)
+        self.up_size += size
+        if self.replay is not None:
+            for chunk in body:
+                self._keep_for_replay(self.replay, chunk)
+        if self.req_done:
+            entry = self.entry
+            if self.retry is not None:
+                self._arm_try_timer(monotonic(), first=True)
+            elif entry is not None and entry.timeout:
+                self.deadline = monotonic() + entry.timeout
+                self.timer = T_ROUTE
+            else:
+                self.deadline, self.timer = INF, T_NONE
+        if self.dispatch:
+            self._dispatch()
+        if self.up_out:
+            self._flush_up()
+
+    # --- retries (policy: filters/retry.py) --------------------------------------------
+
+    def _retry_setup(
+        self, policy: m.RetryPolicy, head: RequestHead, cluster: ClusterRuntime, now: float
+    ) -> None:
+        """A request on a route with a retry policy: may it be retried at all?"""
+        if policy.methods is not None and not policy.methods.fullmatch(head.method.decode()):
+            return
+        if head.upgrade is not None:
+            return
+        if head.content_length is not None and head.content_length > policy.max_body_bytes:
+            return
+        self.retry = policy
+        self.tries = 1
+        self.replay = [] if self.has_body else None
+        cluster.budget.deposit(now)
+
+    def _keep_for_replay(self, replay: list[bytes], data: bytes) -> None:
+        policy = self.retry
+        self.replay_size += len(data)
+        if policy is None or self.replay_size > policy.max_body_bytes:
+            self.replay = None  # too big to replay: this request will not be retried
+            self.retry = None if self.has_body else policy
+        else:
+            replay.append(data)
+
+    def _arm_try_timer(self, now: float, first: bool) -> None:
+        """The route's deadline (set once) and the current try's, whichever comes first."""
+        entry = self.entry
+        if first:
+            timeout = entry.timeout if entry is not None else None
+            self.route_deadline = now + timeout if timeout else INF
+        deadline = self.route_deadline
+        policy = self.retry
+        if policy is not None and policy.per_try_timeout:
+            deadline = min(deadline, now + policy.per_try_timeout)
+        self.deadline = deadline
+        self.timer = T_ROUTE if deadline < INF else T_NONE
+
+    def _may_retry(self, now: float) -> bool:
+        policy = self.retry
+        cluster = self.cluster
+        if policy is None or cluster is None or self.tries > policy.num_retries:
+            return False
+        if not self.req_done or (self.has_body and self.replay is None):
+            return False
+        stats = cluster.stats
+        if stats.retry_active >= cluster.max_retries:
+            stats.retry_overflow += 1
+            return False
+        if policy.budget and not cluster.budget.withdraw(now, policy):
+            stats.retry_budget_exhausted += 1
+            return False
+        return True
+
+    def _schedule_retry(self, now: float) -> None:
+        """After _may_retry and the failed try's release: wait the backoff, then resend."""
+        policy, cluster = self.retry, self.cluster
+        assert policy is not None and cluster is not None
+        self.tries += 1
+        cluster.stats.retries += 1
+        cluster.stats.retry_active += 1
+        # During the backoff only the route's own deadline runs.
+        self.deadline = self.route_deadline
+        self.timer = T_ROUTE if self.route_deadline < INF else T_NONE
+        delay = backoff(policy, self.tries - 1, self.ctx.rng)
+        asyncio.get_running_loop().call_later(delay, self._retry_now, self.seq, cluster)
+
+    def _retry_now(self, seq: int, cluster: ClusterRuntime) -> None:
+        if self.seq != seq or self.state != ACTIVE or self.cluster is not cluster:
+            cluster.stats.retry_active -= 1
+            return
+        head = self.head
+        entry = self.entry
+        assert head is not None and entry is not None
+        ep = cluster.pick(
+            entry.hash.key(head.headers, head.path, self.peer_ip) if entry.hashing else None
+        )
+        stats = cluster.stats
+        if ep is None or stats.rq_active >= cluster.max_requests:
+            stats.retry_active -= 1
+            if ep is None:
+                self._local(503, b"no healthy upstream\n", "UH")
+            else:
+                stats.overflow += 1
+                self._local(503, b"upstream overflow (circuit breaker)\n", "UO", OVERLOADED)
+            return
+        ep.active += 1
+        stats.rq_active += 1
+        stats.rq_pending += 1
+        self.pending = True
+        self.endpoint = ep
+        now = monotonic()
+        self._arm_try_timer(now, first=False)
+        # The head as first sent, plus which try this is (x-gossamer-attempt: 2, 3, ...).
+        up_head = self.up_head[:-2] + b"x-gossamer-attempt: %d\r\n\r\n" % self.tries
+        self.up_out = [up_head, *(self.replay or ())]
+        self.up_size = sum(len(b) for b in self.up_out)
+        up = ep.pool.take()
+        if up is not None:
+            self._attach(up)
+            self._flush_up()
+        elif stats.cx_active >= cluster.max_connections:
+            self._overflow(cluster, b"upstream overflow (circuit breaker: connections)\n")
+        else:
+            self._connect(cluster, ep)
+
+    def _retry_response(self, up: UpstreamConnection, head: ResponseHead) -> bool:
+        """A response head arrived: if the policy retries it, drop it and try again."""
+        policy = self.retry
+        assert policy is not None
+        grpc = head.get(b"grpc-status") if head.status == 200 else None
+        grpc_status = int(grpc) if grpc is not None and grpc.isdigit() else None
+        if not retriable_status(policy, head.status, grpc_status):
+            return False
+        now = monotonic()
+        if not self._may_retry(now):
+            return False
+        self.upstream = None
+        up.down = None
+        up.close()  # the rest of this response is not wanted
+        self._finish_endpoint(head.status, now, record=False)
+        self._schedule_retry(now)
+        return True
 
     def _abort_exchange(self) -> None:
         up = self.upstream
@@ -601,7 +871,13 @@ class HttpDownstream(asyncio.Protocol):
             return
         self.endpoint = None
         ep.active -= 1
-        cluster.stats.rq_active -= 1
+        cstats = cluster.stats
+        cstats.rq_active -= 1
+        if self.pending:
+            self.pending = False
+            cstats.rq_pending -= 1
+        if self.tries > 1:
+            cstats.retry_active -= 1  # this try was a retry, and it is over
         # Status 0: the client went away; says nothing about the endpoint's health.
         if status and cluster.outlier.config is not None:
             cluster.record(ep, status, now)
@@ -876,7 +1152,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.down is not None:
             # Closed before the response completed: a reset, or a stale pooled connection.
             reused = not self.responded and transport is not None
-            down._upstream_failed(502, "upstream connection closed", "UC", retry=reused)
+            down._upstream_failed(502, "upstream connection closed", "UC", reused, RESET)
 
     def data_received(self, data: bytes) -> None:
         down = self.down
@@ -937,6 +1213,11 @@ class UpstreamConnection(asyncio.Protocol):
     def on_response_head(self, head: ResponseHead) -> None:
         down = self.down
         assert down is not None and down.head is not None
+        if down.pending:
+            down.pending = False
+            self.cluster.stats.rq_pending -= 1
+        if down.retry is not None and down._retry_response(self, head):
+            return  # discarded; another try follows
         self.rhead = head
         dhead = down.head
         down.resp_started = True

@@ -85,6 +85,11 @@ class TcpDownstream(asyncio.Protocol):
                 return
             if authz.shadow and authz.check_shadow(identity, None, b"") is not None:
                 authz.count(True, identity)
+        limit = ctx.connection_limit
+        if limit is not None and not limit.take(self.started):
+            ctx.stats.flag("RL")  # over the connection rate limit: closed at once
+            self.transport.abort()
+            return
         if ctx.sni_routing:
             # Route by the ClientHello's server name: wait for it (bounded in size by the
             # reader, in time by HELLO_TIMEOUT), keeping the bytes to forward untouched.
