@@ -37,7 +37,7 @@ EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 
 
 async def _client(
-    xds: str, node_id: str, channel: Any, log: dict[str, list[tuple[str, float]]]
+    xds: str, node_id: str, channel: Any, log: dict[str, list[tuple[str, float]]], token: str
 ) -> None:
     from envoy.config.core.v3 import base_pb2
     from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
@@ -57,7 +57,9 @@ async def _client(
     stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
     names: dict[str, list[str]] = {EDS: [], RDS: []}
     log[node_id] = []
-    async for response in stub.StreamAggregatedResources(requests()):
+    async for response in stub.StreamAggregatedResources(
+        requests(), metadata=(("authorization", f"Bearer {token}"),)
+    ):
         now = time.time()
         t = response.type_url
         if t == RDS:
@@ -87,14 +89,15 @@ async def _client(
             )
 
 
-def _client_process(xds: str, ids: list[str], out: Any, stop: Any) -> None:
+def _client_process(xds: str, ids: list[str], out: Any, stop: Any, token: str) -> None:
+    # One admin token for all: sidecars need a token, and minting 1,000 is not the point.
     import grpc
 
     async def main() -> None:
         log: dict[str, list[tuple[str, float]]] = {}
         channels = [grpc.aio.insecure_channel(xds) for _ in range(max(1, len(ids) // 50))]
         tasks = [
-            asyncio.create_task(_client(xds, node_id, channels[i % len(channels)], log))
+            asyncio.create_task(_client(xds, node_id, channels[i % len(channels)], log, token))
             for i, node_id in enumerate(ids)
         ]
         while not stop.is_set():
@@ -180,7 +183,8 @@ def run(proxies: int, services: int, endpoints: int, client_procs: int) -> dict[
             ids = [f"proxy-{i}" for i in range(proxies)]
             workers = [
                 ctx.Process(
-                    target=_client_process, args=(info["xds"], ids[k::client_procs], out, stop)
+                    target=_client_process,
+                    args=(info["xds"], ids[k::client_procs], out, stop, token),
                 )
                 for k in range(client_procs)
             ]
