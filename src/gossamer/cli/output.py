@@ -9,10 +9,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from gossamer.api.loader import dump_yaml
+
+
+def print_structured(body: Any, output: str) -> bool:
+    """Print `body` as JSON or YAML when that is the output asked for; False otherwise."""
+    if output not in ("json", "yaml"):
+        return False
+    text = json.dumps(body, indent=2) if output == "json" else yaml.safe_dump(body)
+    click.echo(text, nl=output == "json")
+    return True
 
 
 def is_terminal() -> bool:

@@ -3,14 +3,12 @@ control plane sees it (connected streams, versions ACKed, NACKs with the proxy's
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import click
-import yaml
 
-from gossamer.cli.output import print_table
+from gossamer.cli.output import print_structured, print_table
 
 PROXY_NAMES = frozenset({"proxy", "proxies", "px", "dataplane", "dataplanes", "dp"})
 
@@ -31,9 +29,7 @@ def _short(version: str | None) -> str:
 
 def print_proxies(body: dict[str, Any], output: str) -> None:
     items = body["items"]
-    if output in ("json", "yaml"):
-        text = json.dumps(items, indent=2) if output == "json" else yaml.safe_dump(items)
-        click.echo(text, nl=output == "json")
+    if print_structured(items, output):
         return
     if not items:
         click.echo("No proxies connected.", err=True)
@@ -62,9 +58,7 @@ ENDPOINT_NAMES = ("endpoints", "endpoint", "ep")
 def print_endpoints(body: dict[str, Any], output: str) -> None:
     """Service endpoints and what the sidecars' active health checks say of them."""
     items = body["items"]
-    if output in ("json", "yaml"):
-        text = json.dumps(items, indent=2) if output == "json" else yaml.safe_dump(items)
-        click.echo(text, nl=output == "json")
+    if print_structured(items, output):
         return
     if not items:
         click.echo("No endpoints.", err=True)

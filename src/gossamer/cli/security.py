@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
-import yaml
 
-from gossamer.cli.output import print_table
+from gossamer.cli.output import print_structured, print_table
 
 CA_NAMES = frozenset({"ca", "certificates", "certs"})
 REPORT_NAMES = frozenset({"mtls-report", "mtlsreport", "mtls"})
-
-
-def _dump(body: Any, output: str) -> bool:
-    if output in ("json", "yaml"):
-        text = json.dumps(body, indent=2) if output == "json" else yaml.safe_dump(body)
-        click.echo(text, nl=output == "json")
-        return True
-    return False
 
 
 def _days(value: float) -> str:
@@ -29,7 +19,7 @@ def _days(value: float) -> str:
 
 
 def print_ca(body: dict[str, Any], output: str) -> None:
-    if _dump(body, output):
+    if print_structured(body, output):
         return
     if not body.get("enabled"):
         click.echo("This control plane runs no CA.")
@@ -45,7 +35,7 @@ def print_ca(body: dict[str, Any], output: str) -> None:
 
 
 def print_mtls_report(body: dict[str, Any], output: str) -> None:
-    if _dump(body, output):
+    if print_structured(body, output):
         return
     items = body["items"]
     if not items:
@@ -177,7 +167,7 @@ def list_tokens(options: Any, output: str) -> None:
     """Tokens: id, role, identity, created, revoked (never the token itself)."""
     with options.client() as client:
         body = client.get("/api/v1/tokens")
-    if _dump(body["items"], output):
+    if print_structured(body["items"], output):
         return
     rows = [
         [
