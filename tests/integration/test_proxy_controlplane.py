@@ -157,6 +157,9 @@ def test_sidecar_gets_its_config_and_traffic_flows(mesh: Mesh) -> None:
     listing = json.loads(mesh.cp.cli("get", "proxies", "-o", "json", check=True).stdout)
     assert {p["name"] for p in listing} >= {"magnanimo-1", "benigno-v1-1", "benigno-v2-1"}
     assert all(p["state"] == "connected" for p in listing)
+    # Each sidecar announces its admin port: where the control plane scrapes and taps.
+    announced = {p["name"]: f"http://{p['address']}:{p['adminPort']}" for p in listing}
+    assert announced["magnanimo-1"] == mesh.sidecars["magnanimo"].admin
 
 
 def start_load(mesh: Mesh, seconds: float, progress: Path) -> subprocess.Popen[str]:

@@ -98,6 +98,8 @@ class NodeInfo:
     # Set: an ingress gateway serving the Gateway resource of this name.
     gateway: str = ""
     zone: str = ""  # the workload's zone (locality-aware balancing, Workload.spec.zone)
+    # The admin listener's port, once bound: where the control plane scrapes metrics and taps.
+    admin_port: int | None = None
 
     def metadata(self) -> dict[str, Any]:
         g: dict[str, Any] = {
@@ -130,4 +132,6 @@ class NodeInfo:
             g["gateway"] = self.gateway
         if self.zone:
             g["zone"] = self.zone
+        if self.admin_port:
+            g["adminPort"] = self.admin_port
         return {"gossamer": g}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -277,7 +278,7 @@ class Sidecar:
         from gossamer.proxy.config.ads import AdsClient, make_node
 
         opts = self.options
-        node = opts.node
+        node = dataclasses.replace(opts.node, admin_port=self.admin.port)
         proto_node = make_node(node.node_id, node.service or node.workload, node.metadata())
         assert opts.xds is not None
         credentials = None

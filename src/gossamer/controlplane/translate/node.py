@@ -47,6 +47,8 @@ class ProxyNode:
     outbound: tuple[OutboundPort, ...] = ()
     gateway: str = ""
     zone: str = ""
+    # The sidecar's admin port on `address` (metrics scrape, tap); None for other clients.
+    admin_port: int | None = None
     # Names a proxyless gRPC client asked for in LDS (its targets: "greeter", "greeter:50051").
     requested_listeners: frozenset[str] = frozenset()
 
@@ -86,6 +88,7 @@ class ProxyNode:
             ),
             gateway=str(g.get("gateway") or ""),
             zone=str(g.get("zone") or ""),
+            admin_port=int(g["adminPort"]) if g.get("adminPort") else None,
         )
 
     def with_requested(self, names: frozenset[str]) -> ProxyNode:
