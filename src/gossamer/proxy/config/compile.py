@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
@@ -166,22 +166,8 @@ def _cumulative(weights: Iterable[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-_RETRY_ON = frozenset(
-    {
-        "5xx",
-        "gateway-error",
-        "reset",
-        "connect-failure",
-        "refused-stream",
-        "retriable-4xx",
-        "retriable-status-codes",
-        "cancelled",
-        "deadline-exceeded",
-        "resource-exhausted",
-        "unavailable",
-        "internal",
-    }
-)
+# The conditions the retry filter implements: model.RetryOn is the one list.
+_RETRY_ON = frozenset(get_args(m.RetryOn))
 
 
 def _retry(rp: Any, kind: str, name: str, path: str) -> m.RetryPolicy:
