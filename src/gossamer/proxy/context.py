@@ -41,6 +41,7 @@ class HttpContext:
         "stats",
         "stream_idle_timeout",
         "table",
+        "telemetry",
         "xff",
     )
 
@@ -54,6 +55,7 @@ class HttpContext:
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         authz: Authorizer | None = None,
         ratelimit: TokenBucket | None = None,
+        telemetry: bool = True,
     ) -> None:
         hcm = listener.handler
         assert isinstance(hcm, m.HttpConnectionManager)
@@ -63,6 +65,7 @@ class HttpContext:
         self.table = table
         self.clusters = clusters
         self.stats = stats
+        self.telemetry = telemetry  # request metrics (series by route, peer, endpoint)
         self.rng = rng
         self.generate_request_id = hcm.generate_request_id
         self.xff = hcm.xff_append
@@ -94,6 +97,7 @@ class TcpContext:
         "sni_port",
         "sni_routing",
         "stats",
+        "telemetry",
         "total",
     )
 
@@ -105,6 +109,7 @@ class TcpContext:
         rng: random.Random,
         authz: Authorizer | None = None,
         connection_limit: TokenBucket | None = None,
+        telemetry: bool = True,
     ) -> None:
         proxy = listener.handler
         assert isinstance(proxy, m.TcpProxy)
@@ -114,6 +119,7 @@ class TcpContext:
         self.name = listener.name
         self.clusters = clusters
         self.stats = stats
+        self.telemetry = telemetry
         self.rng = rng
         self.cluster_names = tuple(c.name for c in proxy.clusters)
         cumulative, total = [], 0

@@ -58,8 +58,11 @@ class Runtime:
         reuse_port: bool = True,
         ticker: Ticker | None = None,
         worker: int = 0,
+        telemetry: bool = True,
     ) -> None:
         self.stats = stats or Stats()
+        # False: no request metrics series (the `--request-metrics off` switch).
+        self.telemetry = telemetry
         self.rng = rng or random.Random()
         self.clock = clock
         self.header_timeout = header_timeout
@@ -155,7 +158,9 @@ class Runtime:
                 dest = _destination(config, [c.name for c in handler.clusters], listener.name)
                 authz = authorizer(handler.rbac, dest, self.stats)
             limit = self._bucket_for(listener.name, listener.connection_limit)
-            return TcpContext(listener, self.clusters, stats, self.rng, authz, limit)
+            return TcpContext(
+                listener, self.clusters, stats, self.rng, authz, limit, self.telemetry
+            )
         table = handler.route_table
         if table is None and handler.route_config_name is not None:
             table = config.routes.get(handler.route_config_name)
@@ -179,6 +184,7 @@ class Runtime:
             self.header_timeout,
             authz,
             self._bucket(listener.name, handler),
+            self.telemetry,
         )
 
     def _bucket(self, name: str, hcm: m.HttpConnectionManager) -> TokenBucket | None:
@@ -301,6 +307,8 @@ class Runtime:
     def _housekeeping(self, now: float) -> None:
         for cluster in self.clusters.values():
             cluster.housekeeping(now)
+        for listener in self.stats.listeners.values():
+            listener.expire(now)
         for handle in list(self.retired):
             if not handle.active:
                 self.retired.discard(handle)

@@ -58,6 +58,7 @@ class SidecarOptions:
     workers: int = 1
     drain_timeout: float = 10.0
     header_timeout: float = 10.0
+    request_metrics: bool = True  # False: no per-request series (telemetry off)
     log_level: str = "info"
     log_format: str = "text"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -77,8 +78,12 @@ class SidecarOptions:
 class Sidecar:
     def __init__(self, options: SidecarOptions) -> None:
         self.options = options
-        self.runtime = Runtime(header_timeout=options.header_timeout)
-        self.workers = WorkerSupervisor(options.workers, options.log_level, options.header_timeout)
+        self.runtime = Runtime(
+            header_timeout=options.header_timeout, telemetry=options.request_metrics
+        )
+        self.workers = WorkerSupervisor(
+            options.workers, options.log_level, options.header_timeout, options.request_metrics
+        )
         self.admin = AdminServer(AdminApi(self).handle)
         self.ads: Any = None  # gossamer.proxy.config.ads.AdsClient, imported only for xDS
         self.certs: Any = None  # gossamer.proxy.certs.CertManager, with xDS
@@ -172,6 +177,39 @@ class Sidecar:
             out["gossamer_certificate_days_to_expiry"] = round(left / 86400, 5)
             out["gossamer_certificate_renewals_total"] = float(self.certs.renewals)
         return out
+
+    def metric_labels(self) -> st.Labels:
+        """This workload's identity, listener directions and cluster services."""
+        node = self.options.node
+        local = st.Identity(
+            node.namespace,
+            node.service or node.gateway or st.UNKNOWN,
+            node.workload or st.UNKNOWN,
+            node.labels.get("version", st.UNKNOWN),
+        )
+        config = self.runtime.config
+        if config is None:
+            return st.Labels(local)
+        return st.Labels(
+            local,
+            {name: lst.direction for name, lst in config.listeners.items()},
+            {
+                name: (c.metadata.get("namespace", st.UNKNOWN), c.metadata["service"])
+                for name, c in config.clusters.items()
+                if c.metadata.get("service")
+            },
+        )
+
+    def metric_info(self) -> dict[str, dict[str, str]]:
+        """The xDS versions in use, as an info gauge (value 1, versions as labels)."""
+        config = self.runtime.config
+        if config is None:
+            return {}
+        versions = {
+            url.rsplit(".", 1)[-1].lower(): version
+            for url, version in sorted(config.versions.items())
+        }
+        return {"gossamer_config_info": versions}
 
     async def listeners(self) -> list[dict[str, Any]]:
         answers = await self.workers.ask("listeners")
