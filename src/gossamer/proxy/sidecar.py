@@ -190,9 +190,14 @@ class Sidecar:
         config = self.runtime.config
         if config is None:
             return st.Labels(local)
+        # A gateway's listeners face clients outside the mesh, but for metrics the gateway
+        # is the caller of the services it routes to: its requests are outbound.
         return st.Labels(
             local,
-            {name: lst.direction for name, lst in config.listeners.items()},
+            {
+                name: "outbound" if node.gateway else lst.direction
+                for name, lst in config.listeners.items()
+            },
             {
                 name: (c.metadata.get("namespace", st.UNKNOWN), c.metadata["service"])
                 for name, c in config.clusters.items()

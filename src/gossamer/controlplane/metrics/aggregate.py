@@ -308,9 +308,11 @@ class Aggregator:
         self, now: float, window: str, namespace: str | None = None, name: str | None = None
     ) -> list[dict[str, Any]]:
         seconds = WINDOWS[window]
+        inbound = {(k[2], k[3]) for k in self.entities if k[0] == "workload" and k[1] == "in"}
         items = []
         for k, tl in sorted(self.entities.items()):
-            if k[0] != "workload" or k[1] != self._side(k[2], k[4]):
+            # Once per workload: its own sidecar's view when it has one.
+            if k[0] != "workload" or (k[1] == "out" and (k[2], k[3]) in inbound):
                 continue
             ns, wl, svc, ver = k[2], k[3], k[4], k[5]
             if (namespace and ns != namespace) or (name and wl != name):
@@ -378,7 +380,12 @@ class Aggregator:
                 }
                 break
             if kind == "workload" and k[0] == "workload" and k[3] == name:
-                if (namespace and k[2] != namespace) or k[1] != self._side(k[2], k[4]):
+                if namespace and k[2] != namespace:
+                    continue
+                inbound = ("workload", "in", *k[2:])
+                if k[1] == "out" and any(
+                    e[:4] == inbound[:4] for e in self.entities if e[0] == "workload"
+                ):
                     continue
                 key = k
                 break

@@ -112,3 +112,21 @@ def test_quantile_interpolates_like_prometheus() -> None:
     hist[4] = 10  # (0.005, 0.01]
     assert quantile(0.5, hist) == 0.0075
     assert quantile(0.5, [0.0] * 15) is None
+
+
+def test_a_workload_is_listed_once_from_its_own_sidecar() -> None:
+    agg = Aggregator(started=0.0)
+    callee, call = benigno("v1"), caller()
+    scrape(agg, "b1", callee, 100.0)
+    scrape(agg, "m", call, 100.0)
+    serve(callee[0], 5)
+    ls = call[0].listener("outbound:http")
+    ls.for_series(("benigno-v1", "r", "", "benigno-v1", "v1")).record(200, 0.001)
+    scrape(agg, "b1", callee, 102.0)
+    scrape(agg, "m", call, 102.0)
+    workloads = agg.workloads(102.0, "1m")
+    assert [(w["name"], w["service"], w["requests"]) for w in workloads] == [
+        ("benigno-v1", "benigno", 5)
+    ]
+    series = agg.series("workload", "benigno-v1", 102.0, "10s")
+    assert series is not None and sum(p["rps"] for p in series["points"]) > 0
