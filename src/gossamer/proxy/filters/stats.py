@@ -47,6 +47,8 @@ NO_CLUSTER: Final = "-"  # local replies: no route, direct response, protocol er
 IDLE_EXPIRY: Final = 600.0  # seconds without traffic before a request series is dropped
 SEP: Final = "\x1f"  # joins a series key into one snapshot key (never in a label value)
 
+_bisect: Final = bisect.bisect_left
+
 # (cluster, route, peer SPIFFE id, destination workload, destination version)
 SeriesKey = tuple[str, str, str, str, str]
 
@@ -60,10 +62,9 @@ def series_key(
 class RequestStats:
     """Requests of one series: by status code and class, latency, bytes."""
 
-    __slots__ = ("buckets", "classes", "codes", "expired", "idle_since", "mark", "rx", "sum", "tx")
+    __slots__ = ("buckets", "codes", "expired", "idle_since", "mark", "rx", "sum", "tx")
 
     def __init__(self) -> None:
-        self.classes = [0] * len(CLASSES)
         self.buckets = [0] * (len(BUCKETS) + 1)
         self.codes: dict[int, int] = {}
         self.sum = 0.0
@@ -76,18 +77,29 @@ class RequestStats:
         self.expired = False
 
     def record(self, status: int, seconds: float) -> None:
-        c = status // 100
-        self.classes[c if 0 < c < 6 else 0] += 1
+        # Per request on every sidecar: as few operations as possible (status classes are
+        # derived from the codes when a snapshot is taken, not counted here).
         codes = self.codes
-        n = codes.get(status)
-        if n is not None:
-            codes[status] = n + 1
+        if status in codes:
+            codes[status] += 1
         elif len(codes) < MAX_CODES:
             codes[status] = 1
         else:
             codes[0] = codes.get(0, 0) + 1
-        self.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.buckets[_bisect(BUCKETS, seconds)] += 1
         self.sum += seconds
+
+    @property
+    def classes(self) -> list[int]:
+        out = [0] * len(CLASSES)
+        for status, n in self.codes.items():
+            c = status // 100
+            out[c if 0 < c < 6 else 0] += n
+        return out
+
+    @property
+    def count(self) -> int:
+        return sum(self.codes.values())
 
 
 class ConnStats:
@@ -164,7 +176,7 @@ class ListenerStats:
 
     def expire(self, now: float, idle: float = IDLE_EXPIRY) -> None:
         """Drop the request and connection series that saw nothing for `idle` seconds."""
-        for key in [k for k, rs in self.requests.items() if _idle(rs, sum(rs.classes), now, idle)]:
+        for key in [k for k, rs in self.requests.items() if _idle(rs, rs.count, now, idle)]:
             self.requests.pop(key).expired = True
         for key in [
             k
