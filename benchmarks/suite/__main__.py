@@ -7,6 +7,8 @@ Topologies (each carries the same load to the same nginx upstream):
                 default STRICT mTLS between the sidecars
   haproxy       HAProxy pair (nbthread 1 each); haproxy-tls: TLS + client certs between hops
   nginx         nginx pair (one worker each); nginx-tls: TLS + client certs between hops
+  gossamer-notel  the gossamer pair with `--request-metrics off` (small workload only):
+                the telemetry on/off comparison
   bare          (--with-bare) a bare uvloop + httptools relay pair: the Python floor
 Workloads: small (GET /, 6-byte body, keep-alive), 1k and 64k bodies, close (a new
 connection per request), tcp (the same HTTP load through the L4 modes: gossamer TCP
@@ -49,6 +51,7 @@ ALL_TOPOLOGIES = (
     "haproxy-tls",
     "nginx-tls",
     "gossamer-w2",
+    "gossamer-notel",
 )
 HTTP_WORKLOADS = ("small", "1k", "64k", "close")
 TLS_WORKLOADS = ("small", "latency")  # TLS topologies run only these (time budget)
@@ -64,6 +67,8 @@ def plan(workload: str, available: list[str], phase: str) -> list[str]:
     for t in available:
         if t == "gossamer-w2" and (phase, workload) != ("unpinned", "small"):
             continue  # two workers want both cores: measured unpinned only
+        if t == "gossamer-notel" and workload != "small":
+            continue  # only there to compare with `gossamer` (telemetry on)
         if t.endswith(("-tls", "-mtls")) and workload not in TLS_WORKLOADS:
             continue
         out.append(t)
@@ -141,6 +146,7 @@ class Suite:
                         load_core,
                         name == "gossamer-mtls",
                         2 if name == "gossamer-w2" else args.workers,
+                        ("--request-metrics", "off") if name == "gossamer-notel" else (),
                         label=name,
                     )
                     self.meshes.append(mesh)
