@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.processes import ControlPlane
@@ -160,6 +161,60 @@ def test_sidecar_gets_its_config_and_traffic_flows(mesh: Mesh) -> None:
     # Each sidecar announces its admin port: where the control plane scrapes and taps.
     announced = {p["name"]: f"http://{p['address']}:{p['adminPort']}" for p in listing}
     assert announced["magnanimo-1"] == mesh.sidecars["magnanimo"].admin
+
+
+def test_golden_metrics_from_the_sidecars_to_the_api(mesh: Mesh) -> None:
+    """Sidecar series with identities, then the control plane's aggregation and its API."""
+    for _ in range(40):
+        assert get(mesh.http_proxy, "/golden", host="benigno:5000").status == 200
+    # The callee's sidecar names its caller from the mTLS peer certificate.
+    inbound = mesh.sidecars["benigno-v1-1"].get("/stats/prometheus").text
+    assert (
+        'direction="inbound",source_namespace="default",source_service="magnanimo",'
+        'source_workload="unknown",source_version="unknown",destination_namespace="default",'
+        'destination_service="benigno",destination_workload="benigno-v1-1",'
+        'destination_version="v1",route="inbound",code="200",class="2xx"}'
+    ) in inbound
+    # The caller's names the endpoint that served it (EDS metadata).
+    outbound = mesh.sidecars["magnanimo"].get("/stats/prometheus").text
+    assert 'direction="outbound",source_namespace="default",source_service="magnanimo"' in outbound
+    assert 'destination_workload="benigno-v2-1",destination_version="v2"' in outbound
+    api = mesh.cp.api
+
+    def benigno() -> dict[str, Any] | None:
+        body = httpx.get(f"{api}/api/v1/stats", params={"name": "benigno"}, timeout=5).json()
+        assert body["kind"] == "StatList" and body["window"] == "1m"
+        items = body["items"]
+        ok = items and items[0]["requests"] >= 40 and set(items[0]["versions"]) == {"v1", "v2"}
+        return items[0] if ok else None
+
+    item = wait_for(benigno, 15, interval=0.5, message="benigno's golden metrics")
+    assert item["successRate"] == 1.0 and item["latencyMs"]["p99"] >= item["latencyMs"]["p50"]
+    edges = httpx.get(f"{api}/api/v1/stats", params={"kind": "edge"}, timeout=5).json()["items"]
+    assert {(e["source"]["name"], e["destination"]["name"]) for e in edges} >= {
+        ("magnanimo", "benigno-v1"),
+        ("magnanimo", "benigno-v2"),
+    }
+    series = httpx.get(
+        f"{api}/api/v1/stats/series", params={"kind": "service", "name": "benigno"}, timeout=5
+    ).json()
+    assert series["step"] == 10 and len(series["points"]) == 60
+    assert any(p["versions"].get("v1", {}).get("rps") for p in series["points"])
+    with httpx.stream("GET", f"{api}/api/v1/stats/stream", timeout=10) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        assert next(lines) == "event: stats"
+        event = json.loads(next(lines).removeprefix("data: "))
+    assert {"time", "services", "workloads", "edges"} <= set(event)
+    bad = httpx.get(f"{api}/api/v1/stats", params={"window": "5m"}, timeout=5)
+    assert bad.status_code == 400 and "window" in bad.json()["error"]
+    unknown = httpx.get(
+        f"{api}/api/v1/stats/series", params={"kind": "workload", "name": "nobody"}, timeout=5
+    )
+    assert unknown.status_code == 404
+    metrics = httpx.get(f"{api}/metrics", timeout=5).text
+    assert "gossamer_cp_xds_streams 3" in metrics
+    assert 'gossamer_cp_api_requests_total{method="GET",code="200"}' in metrics
 
 
 def start_load(mesh: Mesh, seconds: float, progress: Path) -> subprocess.Popen[str]:
