@@ -24,12 +24,14 @@ from gossamer.controlplane.auth import (
 )
 from gossamer.controlplane.ca import CertificateAuthority
 from gossamer.controlplane.ca import service as ca_service
+from gossamer.controlplane.collector import TraceStore
 from gossamer.controlplane.controller import MeshController
 from gossamer.controlplane.health import HealthReports
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
 from gossamer.controlplane.http.ca import ca_routes
 from gossamer.controlplane.http.proxies import proxy_routes
 from gossamer.controlplane.http.tokens import token_routes
+from gossamer.controlplane.http.traces import trace_routes
 from gossamer.controlplane.memory import trim_when_grown
 from gossamer.controlplane.store import BaseStore, open_store
 from gossamer.controlplane.xds import XdsServer
@@ -92,6 +94,7 @@ class ControlPlane:
         self._stopping = asyncio.Event()
         self._trim_task: asyncio.Task[None] | None = None
         self.tls_bundle: Path | None = None  # what clients verify the API and xDS with
+        self.traces = TraceStore()  # the built-in trace collector
 
     async def start(self) -> None:
         cfg = self.config
@@ -132,6 +135,7 @@ class ControlPlane:
                 ca_routes(self.controller),
                 token_routes(tokens),
                 health.routes(),
+                trace_routes(self.traces),
             ],
         )
         app = create_app(ctx)

@@ -15,17 +15,20 @@ from collections.abc import Mapping
 from gossamer.protocols.http1 import Limits
 from gossamer.proxy.cluster import ClusterRuntime
 from gossamer.proxy.config import model as m
+from gossamer.proxy.filters.accesslog import AccessLogger
 from gossamer.proxy.filters.authz import Authorizer
 from gossamer.proxy.filters.fault import FaultInjector
 from gossamer.proxy.filters.ratelimit import TokenBucket
 from gossamer.proxy.filters.route import CompiledTable
 from gossamer.proxy.filters.stats import ListenerStats
+from gossamer.proxy.filters.trace import Tracer
 
 DEFAULT_HEADER_TIMEOUT = 10.0
 
 
 class HttpContext:
     __slots__ = (
+        "access_logs",
         "authz",
         "clusters",
         "fault",
@@ -36,11 +39,13 @@ class HttpContext:
         "limits",
         "listener",
         "name",
+        "observed",
         "ratelimit",
         "rng",
         "stats",
         "stream_idle_timeout",
         "table",
+        "tracer",
         "xff",
     )
 
@@ -54,9 +59,15 @@ class HttpContext:
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         authz: Authorizer | None = None,
         ratelimit: TokenBucket | None = None,
+        tracer: Tracer | None = None,
+        access_logs: tuple[AccessLogger, ...] = (),
     ) -> None:
         hcm = listener.handler
         assert isinstance(hcm, m.HttpConnectionManager)
+        self.tracer = tracer
+        self.access_logs = access_logs
+        # Tracing or access logs: the exchange keeps what they need (one test when off).
+        self.observed = tracer is not None or bool(access_logs)
         self.authz = authz
         self.listener = listener
         self.name = listener.name

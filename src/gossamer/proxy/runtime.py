@@ -34,6 +34,7 @@ from gossamer.proxy.io.health import HealthCheckers
 from gossamer.proxy.io.http import Pool
 from gossamer.proxy.io.listener import ListenerHandle
 from gossamer.proxy.io.tls import ClientTls, ServerTls, TlsError, TlsFactory
+from gossamer.proxy.telemetry import Telemetry
 
 log = get_logger("proxy.runtime")
 
@@ -78,6 +79,7 @@ class Runtime:
         self._buckets: dict[str, TokenBucket] = {}
         self.health = HealthCheckers(self.rng)
         self.tls = TlsFactory()
+        self.telemetry = Telemetry(self.rng)  # span exporters and access log files
         self._lock = asyncio.Lock()
         self._started = False
 
@@ -179,6 +181,8 @@ class Runtime:
             self.header_timeout,
             authz,
             self._bucket(listener.name, handler),
+            self.telemetry.tracer(listener, config),
+            self.telemetry.loggers(listener),
         )
 
     def _bucket(self, name: str, hcm: m.HttpConnectionManager) -> TokenBucket | None:
@@ -205,6 +209,7 @@ class Runtime:
                 self._tables[table_id] = (table, compiled)
         old = self.listeners
         new: dict[str, ListenerHandle] = {}
+        self.telemetry.begin()
         errors: dict[str, str] = {}
         for name, listener in config.listeners.items():
             tls: ServerTls | None = None
@@ -267,6 +272,7 @@ class Runtime:
                 handle.drain()
                 self.retired.add(handle)
         self.listeners = new
+        self.telemetry.end()
         self.listener_errors = errors
         self.tls.retain(
             [h.tls.context for h in new.values() if h.tls is not None],
@@ -296,9 +302,11 @@ class Runtime:
         for cluster in self.clusters.values():
             cluster.retire()
         await self.health.stop()
+        await self.telemetry.close()
         self.ticker.stop()
 
     def _housekeeping(self, now: float) -> None:
+        self.telemetry.flush()  # access log lines reach their file within a second
         for cluster in self.clusters.values():
             cluster.housekeeping(now)
         for handle in list(self.retired):
@@ -317,4 +325,5 @@ class Runtime:
             "listenerErrors": dict(self.listener_errors),
             "connections": self.connections,
             "draining": self.draining,
+            "telemetry": self.telemetry.describe(),
         }

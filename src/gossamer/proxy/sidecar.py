@@ -190,6 +190,10 @@ class Sidecar:
     # --- running -----------------------------------------------------------------------
 
     def on_config(self, config: m.ProxyConfig) -> None:
+        node = self.options.node
+        # Who we are, for span service names; our token, for the built-in collector.
+        local = m.LocalInfo(node.service, node.workload, node.namespace, self.options.token)
+        config = replace(config, local=local)
         certs = self.certs
         if certs is not None:
             self._raw = config
