@@ -89,6 +89,17 @@ def _start_time(r: Record) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
+def _upstream_san(r: Record) -> str | None:
+    """The upstream's verified SPIFFE ID (mTLS to another sidecar), if still connected."""
+    up = getattr(r.exchange, "upstream", None)
+    transport = getattr(up, "transport", None)
+    if transport is None:
+        return None
+    from gossamer.proxy.io.tls import peer_identity
+
+    return peer_identity(transport)
+
+
 OPERATORS: dict[str, Getter] = {
     "START_TIME": _start_time,
     "TRACE_ID": lambda r: r.trace_id,
@@ -99,6 +110,7 @@ OPERATORS: dict[str, Getter] = {
     "BYTES_SENT": lambda r: r.exchange.tx,
     "DOWNSTREAM_REMOTE_ADDRESS": lambda r: r.exchange.peer_ip or None,
     "DOWNSTREAM_PEER_URI_SAN": lambda r: r.exchange.peer_identity,
+    "UPSTREAM_PEER_URI_SAN": _upstream_san,
     "UPSTREAM_CLUSTER": lambda r: r.cluster or None,
     "UPSTREAM_HOST": lambda r: r.upstream or None,
 }

@@ -284,6 +284,7 @@ class Tracer:
         peer_ip: str,
         peer_identity: str | None,
         cluster: str,
+        request_id: bytes | None = None,
     ) -> None:
         """The exchange ended: hand the span to the sink (a tuple; JSON comes later)."""
         if not span.sampled:
@@ -305,6 +306,7 @@ class Tracer:
                 peer_ip,
                 peer_identity,
                 cluster,
+                request_id,
             )
         )
 
@@ -336,6 +338,7 @@ def zipkin_json(record: tuple[object, ...]) -> str:
         peer_ip,
         peer_identity,
         cluster,
+        request_id,
     ) = record
     assert isinstance(tracer, Tracer)
     assert isinstance(trace_id, bytes) and isinstance(span_id, bytes)
@@ -356,6 +359,8 @@ def zipkin_json(record: tuple[object, ...]) -> str:
         tags += f',"upstream_cluster":{_dumps(cluster)}'
     if peer_identity:
         tags += f',"peer.identity":{_dumps(peer_identity)}'
+    if isinstance(request_id, bytes):  # as Envoy tags it
+        tags += f',"guid:x-request-id":{_dumps(request_id.decode("latin-1"))}'
     if not isinstance(status, int) or status == 0 or status >= 500 or flags:
         tags += f',"error":{_dumps(str(flags or status))}'
     out = (

@@ -947,6 +947,7 @@ class HttpDownstream(asyncio.Protocol):
                 self.peer_ip,
                 self.peer_identity,
                 cluster,
+                head.request_id,
             )
         if ctx.access_logs:
             trace_id = span.trace_id.decode() if span is not None else None
