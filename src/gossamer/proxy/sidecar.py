@@ -79,7 +79,7 @@ class Sidecar:
     def __init__(self, options: SidecarOptions) -> None:
         self.options = options
         self.runtime = Runtime(
-            header_timeout=options.header_timeout, telemetry=options.request_metrics
+            header_timeout=options.header_timeout, request_metrics=options.request_metrics
         )
         self.workers = WorkerSupervisor(
             options.workers, options.log_level, options.header_timeout, options.request_metrics
@@ -233,6 +233,10 @@ class Sidecar:
     # --- running -----------------------------------------------------------------------
 
     def on_config(self, config: m.ProxyConfig) -> None:
+        node = self.options.node
+        # Who we are, for span service names; our token, for the built-in collector.
+        local = m.LocalInfo(node.service, node.workload, node.namespace, self.options.token)
+        config = replace(config, local=local)
         certs = self.certs
         if certs is not None:
             self._raw = config

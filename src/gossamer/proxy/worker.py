@@ -26,10 +26,10 @@ ORPHAN_DRAIN = 5.0  # the main process died: finish what is in flight, briefly
 
 
 class Worker:
-    def __init__(self, index: int, header_timeout: float, telemetry: bool = True) -> None:
+    def __init__(self, index: int, header_timeout: float, request_metrics: bool = True) -> None:
         self.index = index
         self.runtime = Runtime(
-            Stats(), header_timeout=header_timeout, worker=index, telemetry=telemetry
+            Stats(), header_timeout=header_timeout, worker=index, request_metrics=request_metrics
         )
         self.channel: Channel | None = None
         self.done = asyncio.Event()
