@@ -39,6 +39,7 @@ from gossamer.protocols.http1 import (
     response_parser,
 )
 from gossamer.proxy.context import HttpContext
+from gossamer.proxy.filters import tap as _tap
 from gossamer.proxy.filters.authz import Authorizer, denied_body
 from gossamer.proxy.filters.retry import (
     CONNECT_FAILURE,
@@ -239,6 +240,8 @@ class HttpDownstream(asyncio.Protocol):
                 self._finish_endpoint(0, monotonic(), record=False)
                 if self.rstats is not None:  # counted, as the status it got (0: none)
                     self.rstats.record(self.status, monotonic() - self.started)
+                if _tap.sink is not None:
+                    _tap.sink.offer(self, self.status, monotonic(), "DC")
 
     def data_received(self, data: bytes) -> None:
         state = self.state
@@ -343,14 +346,14 @@ class HttpDownstream(asyncio.Protocol):
         elif timer == T_STREAM and self.state == ACTIVE:
             if self.resp_started:
                 self.ctx.stats.flag("SI")
-                self._finish_endpoint(408, now)
+                self._finish_endpoint(408, now, flags="SI")
                 self._abort_exchange()
             else:
                 self._upstream_failed(408, "request body timeout", "SI", retry=False)
         elif timer == T_ROUTE and self.state == ACTIVE:
             if self.resp_started:
                 self.ctx.stats.flag("UT")
-                self._finish_endpoint(504, now)
+                self._finish_endpoint(504, now, flags="UT")
                 self._abort_exchange()
             elif self.retry is not None and now < self.route_deadline:  # the try's own
                 self._upstream_failed(
@@ -653,7 +656,7 @@ class HttpDownstream(asyncio.Protocol):
             return
         if self.resp_started:
             self.ctx.stats.flag(flags)
-            self._finish_endpoint(status, now)
+            self._finish_endpoint(status, now, flags=flags)
             self._abort_exchange()
             return
         self._finish_endpoint(status, now, record=False)
@@ -863,7 +866,9 @@ class HttpDownstream(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _finish_endpoint(self, status: int, now: float, record: bool = True) -> None:
+    def _finish_endpoint(
+        self, status: int, now: float, record: bool = True, flags: str = ""
+    ) -> None:
         """Release the endpoint's accounting for the current exchange (once)."""
         ep = self.endpoint
         cluster = self.cluster
@@ -885,6 +890,8 @@ class HttpDownstream(asyncio.Protocol):
             ep.observe_rtt(now - self.started, now)
         if record and self.rstats is not None:
             self.rstats.record(status, now - self.started)
+        if record and _tap.sink is not None:
+            _tap.sink.offer(self, status, now, flags, ep)
 
     # --- responses ---------------------------------------------------------------------
 
@@ -970,6 +977,8 @@ class HttpDownstream(asyncio.Protocol):
             stats.flag(flags)
         rstats = self.rstats or stats.for_cluster(NO_CLUSTER)
         rstats.record(status, now - self.started)
+        if _tap.sink is not None:
+            _tap.sink.offer(self, status, now, flags)
         plan = self.resp_plan
         if plan is not None and not plan.empty:
             if plan.dynamic:  # %REQ(:AUTHORITY)% in a direct response's headers
@@ -1073,7 +1082,7 @@ class HttpDownstream(asyncio.Protocol):
     def _protocol_error(self, exc: ProtocolError) -> None:
         if self.state == ACTIVE:
             # Broken body framing mid-request: the upstream got part of it; end both.
-            self._finish_endpoint(exc.status, monotonic())
+            self._finish_endpoint(exc.status, monotonic(), flags=exc.flags)
             if self.resp_started:
                 self.ctx.stats.flag(exc.flags)
                 self._abort_exchange()
