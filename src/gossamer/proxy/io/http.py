@@ -39,6 +39,7 @@ from gossamer.protocols.http1 import (
     response_parser,
 )
 from gossamer.proxy.context import HttpContext
+from gossamer.proxy.filters import tap as _tap
 from gossamer.proxy.filters.accesslog import Record
 from gossamer.proxy.filters.authz import Authorizer, denied_body
 from gossamer.proxy.filters.retry import (
@@ -268,6 +269,8 @@ class HttpDownstream(asyncio.Protocol):
                     self.rstats.record(self.status, monotonic() - self.started)
                 if self.wall:
                     self._observe_end(self.status, "DC", monotonic())
+                if _tap.sink is not None:
+                    _tap.sink.offer(self, self.status, monotonic(), "DC")
 
     def data_received(self, data: bytes) -> None:
         state = self.state
@@ -956,6 +959,8 @@ class HttpDownstream(asyncio.Protocol):
             self.rstats.record(status, now - self.started)
         if record and self.wall:
             self._observe_end(status, flags, now, ep.address, ep.port)
+        if record and _tap.sink is not None:
+            _tap.sink.offer(self, status, now, flags, ep)
 
     def _observe_end(
         self, status: int, flags: str, now: float, address: str = "", port: int = 0
@@ -1081,6 +1086,8 @@ class HttpDownstream(asyncio.Protocol):
         if self.wall:
             self.tx += len(body)
             self._observe_end(status, flags, now)
+        if _tap.sink is not None:
+            _tap.sink.offer(self, status, now, flags)
         plan = self.resp_plan
         if plan is not None and not plan.empty:
             if plan.dynamic:  # %REQ(:AUTHORITY)% in a direct response's headers
