@@ -30,6 +30,7 @@ from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
 from gossamer.controlplane.http.ca import ca_routes
 from gossamer.controlplane.http.proxies import proxy_routes
 from gossamer.controlplane.http.tokens import token_routes
+from gossamer.controlplane.http.ui import ui_routes
 from gossamer.controlplane.memory import trim_when_grown
 from gossamer.controlplane.store import BaseStore, open_store
 from gossamer.controlplane.xds import XdsServer
@@ -132,6 +133,7 @@ class ControlPlane:
                 ca_routes(self.controller),
                 token_routes(tokens),
                 health.routes(),
+                ui_routes(),
             ],
         )
         app = create_app(ctx)
