@@ -32,6 +32,7 @@ from gossamer.controlplane.http.ca import ca_metrics, ca_routes
 from gossamer.controlplane.http.proxies import proxy_routes
 from gossamer.controlplane.http.tokens import token_routes
 from gossamer.controlplane.http.traces import trace_routes
+from gossamer.controlplane.http.ui import ui_routes
 from gossamer.controlplane.memory import trim_when_grown
 from gossamer.controlplane.metrics.collector import Collector
 from gossamer.controlplane.metrics.routes import stats_routes
@@ -142,6 +143,7 @@ class ControlPlane:
                 health.routes(),
                 stats_routes(self.collector, self._own_metrics),
                 trace_routes(self.traces),
+                ui_routes(),
             ],
         )
         app = create_app(ctx)
