@@ -87,6 +87,7 @@ def _register() -> None:
         run,
         security,
         stat,
+        traces,
     )
 
     cli.add_command(controlplane.controlplane)
@@ -99,6 +100,7 @@ def _register() -> None:
     cli.add_command(security.token)
     cli.add_command(check.check)
     cli.add_command(stat.stat)
+    cli.add_command(traces.traces)
     for command in resources.COMMANDS:
         cli.add_command(command)
 

@@ -24,12 +24,15 @@ from gossamer.controlplane.auth import (
 )
 from gossamer.controlplane.ca import CertificateAuthority
 from gossamer.controlplane.ca import service as ca_service
+from gossamer.controlplane.collector import TraceStore
 from gossamer.controlplane.controller import MeshController
 from gossamer.controlplane.health import HealthReports
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
 from gossamer.controlplane.http.ca import ca_metrics, ca_routes
 from gossamer.controlplane.http.proxies import proxy_routes
 from gossamer.controlplane.http.tokens import token_routes
+from gossamer.controlplane.http.traces import trace_routes
+from gossamer.controlplane.http.ui import ui_routes
 from gossamer.controlplane.memory import trim_when_grown
 from gossamer.controlplane.metrics.collector import Collector
 from gossamer.controlplane.metrics.routes import stats_routes
@@ -95,6 +98,7 @@ class ControlPlane:
         self._stopping = asyncio.Event()
         self._trim_task: asyncio.Task[None] | None = None
         self.tls_bundle: Path | None = None  # what clients verify the API and xDS with
+        self.traces = TraceStore()  # the built-in trace collector
 
     async def start(self) -> None:
         cfg = self.config
@@ -138,6 +142,8 @@ class ControlPlane:
                 token_routes(tokens),
                 health.routes(),
                 stats_routes(self.collector, self._own_metrics),
+                trace_routes(self.traces),
+                ui_routes(),
             ],
         )
         app = create_app(ctx)
@@ -163,6 +169,12 @@ class ControlPlane:
             if self._api_task.done():
                 self._api_task.result()  # raise what stopped it
             await asyncio.sleep(0.01)
+        if tls is None:
+            # The built-in trace collector; sidecars' exporters speak plain HTTP only.
+            reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            self.controller.set_collector(reachable, port)
+        else:
+            log.warning("tracing backend `builtin` needs the API without TLS; use `zipkin`")
         self._trim_task = asyncio.create_task(trim_when_grown(), name="trim")
         self._write_discovery_file()
         log.info(

@@ -126,7 +126,7 @@ class TcpDownstream(asyncio.Protocol):
         self.endpoint = ep
         ep.active += 1
         cluster.stats.rq_active += 1
-        if ctx.telemetry:
+        if ctx.request_metrics:
             key = (name, "", self.peer_identity or "", ep.workload, ep.version)
             conn = self.conn = ctx.stats.for_connection(key)
             conn.opened += 1
