@@ -39,6 +39,7 @@ class Collector:
         self.interval = interval
         self.clock = clock
         self.aggregator = Aggregator(started=clock())
+        self.last_round = 0.0  # seconds the last scrape round took
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -60,7 +61,11 @@ class Collector:
                     await self.scrape_once(client, gate)
                 except Exception:  # never let one bad round stop the collection
                     log.warning("metrics scrape round failed", exc_info=True)
-                await asyncio.sleep(max(0.1, self.interval - (time.monotonic() - started)))
+                # At most half of the control plane's time goes to scraping: with many
+                # sidecars the rounds space out instead of running back to back.
+                took = time.monotonic() - started
+                self.last_round = took
+                await asyncio.sleep(max(self.interval - took, took, 0.1))
 
     async def scrape_once(self, client: httpx.AsyncClient, gate: asyncio.Semaphore) -> None:
         targets = list(self.targets())

@@ -126,6 +126,12 @@ def stats_routes(collector: Collector, own_metrics: Callable[[], str]) -> Callab
                     agg.scrape_errors,
                 ),
                 (
+                    "gossamer_cp_metrics_scrape_round_seconds",
+                    "gauge",
+                    "How long the last round of sidecar scrapes took.",
+                    round(collector.last_round, 4),
+                ),
+                (
                     "gossamer_cp_metrics_entities",
                     "gauge",
                     "Services, versions, workloads and edges with metrics in memory.",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gossamer.controlplane.metrics import prom
+import pytest
+
+from gossamer.controlplane.metrics import aggregate, prom
 from gossamer.controlplane.metrics.aggregate import HISTORY, STEP, Aggregator, quantile
 from gossamer.proxy.filters.stats import Identity, Labels, Stats, prometheus
 
@@ -130,3 +132,15 @@ def test_a_workload_is_listed_once_from_its_own_sidecar() -> None:
     ]
     series = agg.series("workload", "benigno-v1", 102.0, "10s")
     assert series is not None and sum(p["rps"] for p in series["points"]) > 0
+
+
+def test_entities_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aggregate, "MAX_ENTITIES", 3)
+    agg = Aggregator(started=0.0)
+    pair = caller()
+    scrape(agg, "m", pair, 100.0)
+    ls = pair[0].listener("outbound:http")
+    for i in range(5):
+        ls.for_series((f"c{i}", "r", "", f"w{i}", "v1")).record(200, 0.001)
+    scrape(agg, "m", pair, 102.0)
+    assert len(agg.entities) == 3
