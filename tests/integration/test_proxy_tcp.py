@@ -64,6 +64,24 @@ def test_weighted_relay_per_connection(relay: tuple[Sidecar, int, int, TcpEcho, 
     wait_for(lambda: sidecar.stats()["listeners"]["tcp"]["downstream_cx_active"] == 0, 5)
     stats = sidecar.stats()  # summed over both workers
     assert stats["listeners"]["tcp"]["downstream_cx_total"] == 400
+    # TCP golden series: connections opened and closed, bytes both ways, per cluster.
+    text = sidecar.get("/stats/prometheus").text
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("gossamer_tcp_") and 'listener="tcp"' in line
+    }
+
+    def total(metric: str) -> float:
+        return sum(v for k, v in samples.items() if k.startswith(metric + "{"))
+
+    assert total("gossamer_tcp_connections_opened_total") == 400
+    assert total("gossamer_tcp_connections_closed_total") == 400
+    assert total("gossamer_tcp_received_bytes_total") == sum(
+        len(b"ping %d" % i) for i in range(400)
+    )
+    assert total("gossamer_tcp_sent_bytes_total") > total("gossamer_tcp_received_bytes_total")
+    assert any('cluster="one"' in k for k in samples) and any('cluster="two"' in k for k in samples)
 
 
 def test_large_stream_both_ways(relay: tuple[Sidecar, int, int, TcpEcho, TcpEcho]) -> None:
