@@ -883,6 +883,10 @@ class HttpDownstream(asyncio.Protocol):
         stats.rq_pending += 1
         self.pending = True
         self.endpoint = ep
+        if self.rstats is not None:
+            # The answer will come from this endpoint: count it under its workload/version.
+            key = (cluster.name, entry.name, self.peer_label, ep.workload, ep.version)
+            self.rstats = self._series(self.ctx, key)
         now = monotonic()
         self._arm_try_timer(now, first=False)
         # The head as first sent, plus which try this is (x-gossamer-attempt: 2, 3, ...).
