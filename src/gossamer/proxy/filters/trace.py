@@ -217,6 +217,18 @@ class Span:
         return inject(self.trace_id, self.span_id, self.parent_id, self.sampled, self.style)
 
 
+class _Unsampled(Span):
+    """A trace that starts here and is not sampled: only the decision goes on (B3 can
+    say "do not sample" without ids; W3C cannot, so no traceparent is sent)."""
+
+    __slots__ = ()
+
+    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return ((b"b3", b"0"), (b"x-b3-sampled", b"0"))
+
+
+UNSAMPLED: Final = _Unsampled(b"", b"", None, False, 0, NONE, b"b3: 0\r\nx-b3-sampled: 0\r\n")
+
 _FIRST = frozenset(b"tTbBxX")  # first bytes of the trace header names
 
 
@@ -249,27 +261,34 @@ class Tracer:
     def static_json(self) -> str:
         return self._static
 
-    def start(self, headers: Sequence[tuple[bytes, bytes]]) -> Span:
+    def start(self, headers: Sequence[tuple[bytes, bytes]]) -> Span | None:
+        """The hop's span; UNSAMPLED (a trace starts here, not recorded: the next hops
+        are told so); None when the caller decided "not sampled" (headers go on as they
+        came: nothing is recorded anywhere, so ids need not change)."""
         ctx = extract(headers) if may_carry_context(headers) else None
+        if ctx is None:
+            if self.rate < 1.0 and self.rng.random() >= self.rate:
+                return UNSAMPLED
+            getrandbits = self.rng.getrandbits
+            span_id = b"%016x" % getrandbits(64)
+            trace_id = b"%032x" % getrandbits(128)
+            block = (
+                b"traceparent: 00-%s-%s-01\r\nx-b3-traceid: %s\r\nx-b3-spanid: %s\r\n"
+                b"x-b3-sampled: 1\r\n" % (trace_id, span_id, trace_id, span_id)
+            )
+            return Span(trace_id, span_id, None, True, int(time.time() * 1e6), NONE, block)
+        sampled = ctx.sampled
+        if sampled is False:
+            return None
+        if sampled is None:  # ids without a decision: ours, told to the next hops
+            sampled = self.rate >= 1.0 or self.rng.random() < self.rate
         getrandbits = self.rng.getrandbits
         span_id = b"%016x" % getrandbits(64)
         now = int(time.time() * 1e6)
-        if ctx is not None and ctx.trace_id is not None:
-            sampled = ctx.sampled
-            if sampled is None:
-                sampled = self.rate >= 1.0 or self.rng.random() < self.rate
-            return Span(ctx.trace_id, span_id, ctx.span_id, sampled, now, ctx.style, b"")
-        if ctx is not None and ctx.sampled is not None:  # a bare decision, no ids
+        if ctx.trace_id is None:  # a bare "sample this" (b3: 1 or d): a trace starts
             trace_id = b"%032x" % getrandbits(128)
-            return Span(trace_id, span_id, None, ctx.sampled, now, ctx.style, b"")
-        sampled = self.rate >= 1.0 or self.rng.random() < self.rate
-        trace_id = b"%032x" % getrandbits(128)
-        flag = b"1" if sampled else b"0"
-        block = (
-            b"traceparent: 00-%s-%s-0%s\r\nx-b3-traceid: %s\r\nx-b3-spanid: %s\r\n"
-            b"x-b3-sampled: %s\r\n" % (trace_id, span_id, flag, trace_id, span_id, flag)
-        )
-        return Span(trace_id, span_id, None, sampled, now, NONE, block)
+            return Span(trace_id, span_id, None, sampled, now, ctx.style, b"")
+        return Span(ctx.trace_id, span_id, ctx.span_id, sampled, now, ctx.style, b"")
 
     def finish(
         self,

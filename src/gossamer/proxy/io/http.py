@@ -392,9 +392,10 @@ class HttpDownstream(asyncio.Protocol):
         self.timer = T_NONE
         self.has_body = head.chunked or bool(head.content_length)
         if ctx.observed:
-            self.wall = wallclock()
             if ctx.tracer is not None:
                 self.span = ctx.tracer.start(head.headers)
+            if ctx.access_logs or (self.span is not None and self.span.sampled):
+                self.wall = wallclock()  # reported at the end (else nothing is)
         authority = head.authority or head.host or b""
         authz = ctx.authz
         if authz is not None and self._denied(authz, head, authority):
@@ -950,7 +951,7 @@ class HttpDownstream(asyncio.Protocol):
                 head.request_id,
             )
         if ctx.access_logs:
-            trace_id = span.trace_id.decode() if span is not None else None
+            trace_id = span.trace_id.decode() if span is not None and span.trace_id else None
             upstream = f"{address}:{port}" if address else ""
             record = Record(self, wall, duration, status, flags, trace_id, cluster, upstream)
             for logger in ctx.access_logs:
