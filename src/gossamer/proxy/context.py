@@ -41,6 +41,7 @@ class HttpContext:
         "name",
         "observed",
         "ratelimit",
+        "request_metrics",
         "rng",
         "stats",
         "stream_idle_timeout",
@@ -59,6 +60,7 @@ class HttpContext:
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         authz: Authorizer | None = None,
         ratelimit: TokenBucket | None = None,
+        request_metrics: bool = True,
         tracer: Tracer | None = None,
         access_logs: tuple[AccessLogger, ...] = (),
     ) -> None:
@@ -74,6 +76,7 @@ class HttpContext:
         self.table = table
         self.clusters = clusters
         self.stats = stats
+        self.request_metrics = request_metrics  # series by route, peer, endpoint
         self.rng = rng
         self.generate_request_id = hcm.generate_request_id
         self.xff = hcm.xff_append
@@ -101,6 +104,7 @@ class TcpContext:
         "idle_timeout",
         "listener",
         "name",
+        "request_metrics",
         "rng",
         "sni_port",
         "sni_routing",
@@ -116,6 +120,7 @@ class TcpContext:
         rng: random.Random,
         authz: Authorizer | None = None,
         connection_limit: TokenBucket | None = None,
+        request_metrics: bool = True,
     ) -> None:
         proxy = listener.handler
         assert isinstance(proxy, m.TcpProxy)
@@ -125,6 +130,7 @@ class TcpContext:
         self.name = listener.name
         self.clusters = clusters
         self.stats = stats
+        self.request_metrics = request_metrics
         self.rng = rng
         self.cluster_names = tuple(c.name for c in proxy.clusters)
         cumulative, total = [], 0

@@ -59,8 +59,11 @@ class Runtime:
         reuse_port: bool = True,
         ticker: Ticker | None = None,
         worker: int = 0,
+        request_metrics: bool = True,
     ) -> None:
         self.stats = stats or Stats()
+        # False: no request metrics series (the `--request-metrics off` switch).
+        self.request_metrics = request_metrics
         self.rng = rng or random.Random()
         self.clock = clock
         self.header_timeout = header_timeout
@@ -157,7 +160,9 @@ class Runtime:
                 dest = _destination(config, [c.name for c in handler.clusters], listener.name)
                 authz = authorizer(handler.rbac, dest, self.stats)
             limit = self._bucket_for(listener.name, listener.connection_limit)
-            return TcpContext(listener, self.clusters, stats, self.rng, authz, limit)
+            return TcpContext(
+                listener, self.clusters, stats, self.rng, authz, limit, self.request_metrics
+            )
         table = handler.route_table
         if table is None and handler.route_config_name is not None:
             table = config.routes.get(handler.route_config_name)
@@ -181,6 +186,7 @@ class Runtime:
             self.header_timeout,
             authz,
             self._bucket(listener.name, handler),
+            self.request_metrics,
             self.telemetry.tracer(listener, config),
             self.telemetry.loggers(listener),
         )
@@ -309,6 +315,8 @@ class Runtime:
         self.telemetry.flush()  # access log lines reach their file within a second
         for cluster in self.clusters.values():
             cluster.housekeeping(now)
+        for listener in self.stats.listeners.values():
+            listener.expire(now)
         for handle in list(self.retired):
             if not handle.active:
                 self.retired.discard(handle)

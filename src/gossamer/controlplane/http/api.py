@@ -129,7 +129,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         path = request.url.path
-        if path in ("/healthz", "/readyz", "/"):
+        # The dashboard's page and files hold no data: its API calls are authorized.
+        if path in ("/healthz", "/readyz", "/") or path.startswith("/ui/"):
             return await call_next(request)
         header = request.headers.get("authorization")
         principal = ctx.tokens.authenticate(header)
@@ -167,7 +168,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def index() -> Response:
         page = files("gossamer.controlplane.http").joinpath("static/index.html").read_bytes()
-        return Response(page, media_type="text/html; charset=utf-8")
+        return Response(
+            page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"}
+        )
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -39,6 +39,7 @@ from gossamer.protocols.http1 import (
     response_parser,
 )
 from gossamer.proxy.context import HttpContext
+from gossamer.proxy.filters import tap as _tap
 from gossamer.proxy.filters.accesslog import Record
 from gossamer.proxy.filters.authz import Authorizer, denied_body
 from gossamer.proxy.filters.retry import (
@@ -50,7 +51,7 @@ from gossamer.proxy.filters.retry import (
     retriable_status,
 )
 from gossamer.proxy.filters.route import DIRECT, FORWARD, REQ_AUTHORITY, HeaderPlan, RouteEntry
-from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats
+from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats, SeriesKey
 from gossamer.proxy.filters.trace import REPLACED as TRACE_REPLACED
 from gossamer.proxy.io.clock import INF
 from gossamer.proxy.io.replies import local_reply
@@ -127,6 +128,7 @@ class HttpDownstream(asyncio.Protocol):
         "peer",
         "peer_identity",
         "peer_ip",
+        "peer_label",
         "pending",
         "replay",
         "replay_size",
@@ -140,6 +142,10 @@ class HttpDownstream(asyncio.Protocol):
         "route_deadline",
         "rstats",
         "rx",
+        "s_ctx",
+        "s_entry",
+        "s_ep",
+        "s_rs",
         "seq",
         "span",
         "started",
@@ -168,6 +174,13 @@ class HttpDownstream(asyncio.Protocol):
         self.peer_ip = ""
         # The verified SPIFFE ID of an mTLS client (another sidecar); None in plaintext.
         self.peer_identity: str | None = None
+        self.peer_label = ""  # the identity as a metrics key part
+        # The last request series looked up, for its (context, route, endpoint): the next
+        # request on this connection to the same place reuses it without a lookup.
+        self.s_ctx: HttpContext | None = None
+        self.s_entry: RouteEntry | None = None
+        self.s_ep: EndpointState | None = None
+        self.s_rs: RequestStats | None = None
         self.state = IDLE
         self.deadline = INF
         self.timer = T_NONE
@@ -224,6 +237,7 @@ class HttpDownstream(asyncio.Protocol):
         self.peer_ip = peer[0] if peer else ""
         self.peer = self.peer_ip.encode()
         self.peer_identity = peer_identity(transport)
+        self.peer_label = self.peer_identity or ""
         handle = self.handle
         handle.connections.add(self)
         handle.ticker.items.add(self)
@@ -255,6 +269,8 @@ class HttpDownstream(asyncio.Protocol):
                     self.rstats.record(self.status, monotonic() - self.started)
                 if self.wall:
                     self._observe_end(self.status, "DC", monotonic())
+                if _tap.sink is not None:
+                    _tap.sink.offer(self, self.status, monotonic(), "DC")
 
     def data_received(self, data: bytes) -> None:
         state = self.state
@@ -275,6 +291,9 @@ class HttpDownstream(asyncio.Protocol):
         except ProtocolError as exc:
             self._protocol_error(exc)
             return
+        rstats = self.rstats
+        if rstats is not None:
+            rstats.rx += len(data)
         if self.dispatch:
             self._dispatch()
         if self.up_out:
@@ -422,8 +441,8 @@ class HttpDownstream(asyncio.Protocol):
         i = entry.pick(ctx.rng)
         name = entry.cluster_names[i]
         cluster = ctx.clusters.get(name)
-        self.rstats = ctx.stats.requests.get(name) or ctx.stats.for_cluster(name)
         if cluster is None:
+            self.rstats = self._series(ctx, (name, entry.name, self.peer_label, "", ""))
             self._local(503, b"cluster not found: %s\n" % name.encode(), "NC")
             return
         self.cluster = cluster
@@ -434,8 +453,21 @@ class HttpDownstream(asyncio.Protocol):
                 entry.hash.key(head.headers, head.path, self.peer_ip) if entry.hashing else None
             )
         if ep is None:
+            self.rstats = self._series(ctx, (name, entry.name, self.peer_label, "", ""))
             self._local(503, b"no healthy upstream\n", "UH")
             return
+        if ctx.request_metrics:
+            rs = self.s_rs
+            if (
+                ep is not self.s_ep
+                or entry is not self.s_entry
+                or ctx is not self.s_ctx
+                or (rs is None or rs.expired)
+            ):
+                key = (name, entry.name, self.peer_label, ep.workload, ep.version)
+                rs = self._series(ctx, key)
+                self.s_ctx, self.s_entry, self.s_ep, self.s_rs = ctx, entry, ep, rs
+            self.rstats = rs
         cstats = cluster.stats
         if cstats.rq_active >= cluster.max_requests or cstats.rq_pending >= cluster.max_pending:
             cstats.overflow += 1
@@ -895,6 +927,13 @@ class HttpDownstream(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    @staticmethod
+    def _series(ctx: HttpContext, key: SeriesKey) -> RequestStats | None:
+        if not ctx.request_metrics:
+            return None
+        stats = ctx.stats
+        return stats.requests.get(key) or stats.for_series(key)
+
     def _finish_endpoint(
         self, status: int, now: float, record: bool = True, flags: str = ""
     ) -> None:
@@ -921,6 +960,8 @@ class HttpDownstream(asyncio.Protocol):
             self.rstats.record(status, now - self.started)
         if record and self.wall:
             self._observe_end(status, flags, now, ep.address, ep.port)
+        if record and _tap.sink is not None:
+            _tap.sink.offer(self, status, now, flags, ep)
 
     def _observe_end(
         self, status: int, flags: str, now: float, address: str = "", port: int = 0
@@ -1036,14 +1077,18 @@ class HttpDownstream(asyncio.Protocol):
         head = self.head
         assert head is not None
         now = monotonic()
-        stats = self.ctx.stats
+        ctx = self.ctx
+        stats = ctx.stats
         if flags:
             stats.flag(flags)
-        rstats = self.rstats or stats.for_cluster(NO_CLUSTER)
-        rstats.record(status, now - self.started)
+        if ctx.request_metrics:
+            rstats = self.rstats or stats.for_series((NO_CLUSTER, "", self.peer_label, "", ""))
+            rstats.record(status, now - self.started)
         if self.wall:
             self.tx += len(body)
             self._observe_end(status, flags, now)
+        if _tap.sink is not None:
+            _tap.sink.offer(self, status, now, flags)
         plan = self.resp_plan
         if plan is not None and not plan.empty:
             if plan.dynamic:  # %REQ(:AUTHORITY)% in a direct response's headers
@@ -1120,7 +1165,8 @@ class HttpDownstream(asyncio.Protocol):
 
     def _reply_and_close(self, status: int, reason: str, flags: str) -> None:
         self.ctx.stats.flag(flags)
-        self.ctx.stats.for_cluster(NO_CLUSTER).record(status, 0.0)
+        if self.ctx.request_metrics:
+            self.ctx.stats.for_series((NO_CLUSTER, "", self.peer_label, "", "")).record(status, 0.0)
         t = self.transport
         if t is None or self.state == CLOSED:
             return
@@ -1239,6 +1285,9 @@ class UpstreamConnection(asyncio.Protocol):
                 down.transport.write(data)
             return
         self.responded = True
+        rstats = down.rstats
+        if rstats is not None:
+            rstats.tx += len(data)
         try:
             self.parser.feed(data)
         except ProtocolError as exc:
