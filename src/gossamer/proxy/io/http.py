@@ -972,7 +972,7 @@ class HttpDownstream(asyncio.Protocol):
         if head is None:
             return
         ctx = self.ctx
-        span, self.span = self.span, None
+        span = self.span  # kept for the tap (filters/tap.py) until the next request
         cluster = self.cluster.name if self.cluster is not None else ""
         duration = now - self.started
         if span is not None and ctx.tracer is not None:
