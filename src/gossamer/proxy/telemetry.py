@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 from typing import Any
 
 from gossamer.core.logs import get_logger
@@ -21,7 +22,7 @@ from gossamer.proxy.io.exporter import SpanExporter
 
 log = get_logger("proxy.telemetry")
 
-ExporterKey = tuple[str, int, str, str | None]
+ExporterKey = tuple[str, int, str, str | None, bool]
 
 
 class Telemetry:
@@ -55,11 +56,13 @@ class Telemetry:
         ep = cluster.endpoints[0]
         local = config.local or m.LocalInfo()
         token = local.token if t.collector_cluster == m.BUILTIN_COLLECTOR else None
-        key: ExporterKey = (ep.address, ep.port, t.collector_endpoint, token)
+        tls = cluster.metadata.get("tls") == "true"
+        key: ExporterKey = (ep.address, ep.port, t.collector_endpoint, token, tls)
         exporter = self.exporters.get(key)
         if exporter is None:
+            context = ssl.create_default_context(cafile=local.ca) if tls else None
             exporter = self.exporters[key] = SpanExporter(
-                ep.address, ep.port, t.collector_endpoint, token=token
+                ep.address, ep.port, t.collector_endpoint, token=token, ssl=context
             )
             exporter.start()
         self._used_exporters.add(key)

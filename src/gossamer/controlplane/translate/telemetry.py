@@ -62,6 +62,7 @@ LOG_FIELDS = {
 class Telemetry:
     tracing: MeshTracing | None
     collector: tuple[str, int] | None = None  # the built-in collector (the API address)
+    collector_tls: bool = False
 
     @property
     def _target(self) -> tuple[str, str, int, str] | None:
@@ -86,7 +87,11 @@ class Telemetry:
         if target is None:
             return {}
         name, host, port, _ = target
-        cluster = e.static_cluster(name, [(host, port)])
+        tls = name == BUILTIN_CLUSTER and self.collector_tls
+        # The built-in collector over TLS: the sidecar verifies it with the bundle it
+        # verifies xDS with (not an SDS secret: the API's certificate is not a mesh one).
+        extra = {"metadata": e.metadata({"tls": "true"})} if tls else {}
+        cluster = e.static_cluster(name, [(host, port)], **extra)
         if not host.replace(".", "").isdigit() and ":" not in host:
             cluster.type = cluster_pb2.Cluster.STRICT_DNS
         return {name: cluster}
@@ -129,7 +134,8 @@ class Telemetry:
             hcm.access_log.append(access_log(logs.path or STDOUT, direction, identity))
 
     def fingerprint(self) -> str:
-        return f"{self.tracing.model_dump_json() if self.tracing else ''}|{self.collector}"
+        tracing = self.tracing.model_dump_json() if self.tracing else ""
+        return f"{tracing}|{self.collector}|{self.collector_tls}"
 
 
 def access_log(path: str, direction: str, identity: str) -> accesslog_pb2.AccessLog:

@@ -514,6 +514,8 @@ class LocalInfo:
     namespace: str = "default"
     # The data-plane token, sent only to the built-in collector (BUILTIN_COLLECTOR).
     token: str | None = None
+    # The CA bundle the control plane is verified with (xDS, and the built-in collector).
+    ca: str | None = None
 
 
 # The cluster of the control plane's built-in trace collector (controlplane/collector.py).
