@@ -72,7 +72,7 @@ def config(app: int, zipkin: int, port: int, sampling: float, log: Path) -> dict
             "typed_config": {
                 "@type": FILE_LOG_TYPE,
                 "path": str(log),
-                "log_format": {"json_format": LOG_FORMAT},
+                "log_format": {"json_format": dict(LOG_FORMAT)},
             },
         }
     ]
@@ -262,3 +262,30 @@ def test_unsupported_tracing_and_log_formats_are_refused(
     path.write_text(json.dumps(cfg))
     with pytest.raises(StaticConfigError, match=r"collector_endpoint_version: only HTTP_JSON"):
         load_file(path)
+
+
+def test_otlp_http_export(tmp_path: Path, app: Upstream) -> None:
+    """The OpenTelemetry provider (OTLP/HTTP): spans arrive as OTLP JSON on /v1/traces."""
+    otlp = ZipkinReceiver(otlp=True).start()
+    port = free_port()
+    cfg = config(app.port, otlp.port, port, 100.0, tmp_path / "a.log")
+    hcm = cfg["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["tracing"]["provider"] = {
+        "name": "envoy.tracers.opentelemetry",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+            "http_service": {"http_uri": {"uri": otlp.url, "cluster": "zipkin", "timeout": "5s"}},
+        },
+    }
+    sidecar = Sidecar(tmp_path, cfg).start()
+    try:
+        get(port, "/otel", traceparent=f"00-{TRACE}-{PARENT}-01")
+        (span,) = wait_for(lambda: otlp.spans, 10, message="the OTLP span")
+        assert span["traceId"] == TRACE and span["parentSpanId"] == PARENT
+        assert span["kind"] == 2 and span["name"] == "get /otel"
+        attrs = {a["key"]: a["value"]["stringValue"] for a in span["attributes"]}
+        assert attrs["http.status_code"] == "200" and attrs["team"] == "blue"
+        assert sent(app)["traceparent"].startswith(f"00-{TRACE}-{span['spanId']}-")
+    finally:
+        sidecar.process.stop()
+        otlp.stop()

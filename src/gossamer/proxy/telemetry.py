@@ -22,7 +22,7 @@ from gossamer.proxy.io.exporter import SpanExporter
 
 log = get_logger("proxy.telemetry")
 
-ExporterKey = tuple[str, int, str, str | None, bool]
+ExporterKey = tuple[str, int, str, str | None, bool, str]
 
 
 class Telemetry:
@@ -57,12 +57,17 @@ class Telemetry:
         local = config.local or m.LocalInfo()
         token = local.token if t.collector_cluster == m.BUILTIN_COLLECTOR else None
         tls = cluster.metadata.get("tls") == "true"
-        key: ExporterKey = (ep.address, ep.port, t.collector_endpoint, token, tls)
+        key: ExporterKey = (ep.address, ep.port, t.collector_endpoint, token, tls, t.protocol)
         exporter = self.exporters.get(key)
         if exporter is None:
             context = ssl.create_default_context(cafile=local.ca) if tls else None
             exporter = self.exporters[key] = SpanExporter(
-                ep.address, ep.port, t.collector_endpoint, token=token, ssl=context
+                ep.address,
+                ep.port,
+                t.collector_endpoint,
+                token=token,
+                ssl=context,
+                protocol=t.protocol,
             )
             exporter.start()
         self._used_exporters.add(key)

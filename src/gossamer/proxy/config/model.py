@@ -428,6 +428,8 @@ class Tracing:
     collector_endpoint: str = "/api/v2/spans"
     # Tags on every span (custom_tags with literal values): workload, namespace...
     tags: tuple[tuple[str, str], ...] = ()
+    # zipkin: Zipkin v2 JSON; otlp: OTLP/HTTP with the JSON encoding (/v1/traces).
+    protocol: Literal["zipkin", "otlp"] = "zipkin"
 
 
 @dataclass(frozen=True, slots=True)

@@ -400,6 +400,46 @@ def zipkin_json(record: tuple[object, ...]) -> str:
     return out + "}"
 
 
+def otlp_json(records: Sequence[tuple[object, ...]]) -> str:
+    """Records as one OTLP/HTTP JSON ExportTraceServiceRequest: a resource per local
+    service (`service.name`), each hop's span with the same attributes as in Zipkin."""
+    by_service: dict[str, list[dict[str, object]]] = {}
+    for record in records:
+        z = json.loads(zipkin_json(record))  # one source of truth for the fields
+        attrs = [
+            {"key": k, "value": {"stringValue": v}} for k, v in z["tags"].items() if k != "error"
+        ]
+        remote = z.get("remoteEndpoint") or {}
+        if "ipv4" in remote or "ipv6" in remote:
+            attrs.append({"key": "net.peer.ip", "value": {"stringValue": remote.get("ipv4", "")}})
+        start = z["timestamp"] * 1000
+        span: dict[str, object] = {
+            "traceId": z["traceId"],
+            "spanId": z["id"],
+            "name": z["name"],
+            "kind": 2 if z["kind"] == SERVER else 3,  # SPAN_KIND_SERVER, SPAN_KIND_CLIENT
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(start + z["duration"] * 1000),
+            "attributes": attrs,
+            # STATUS_CODE_ERROR for what Zipkin tags `error`; unset otherwise.
+            "status": {"code": 2, "message": z["tags"]["error"]} if "error" in z["tags"] else {},
+        }
+        if "parentId" in z:
+            span["parentSpanId"] = z["parentId"]
+        service = z["localEndpoint"]["serviceName"]
+        by_service.setdefault(service, []).append(span)
+    resources = [
+        {
+            "resource": {
+                "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
+            },
+            "scopeSpans": [{"scope": {"name": "gossamer"}, "spans": spans}],
+        }
+        for service, spans in by_service.items()
+    ]
+    return json.dumps({"resourceSpans": resources}, separators=(",", ":"))
+
+
 def _service_of(cluster: str) -> str:
     """`benigno.default:5000` (translate/routing.cluster_name) → `benigno`."""
     return cluster.split(":", 1)[0].split(".", 1)[0]

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from gossamer.core.logs import get_logger
-from gossamer.proxy.filters.trace import zipkin_json
+from gossamer.proxy.filters.trace import otlp_json, zipkin_json
 
 log = get_logger("proxy.trace")
 
@@ -49,6 +49,7 @@ class SpanExporter:
         authority: str | None = None,
         token: str | None = None,
         ssl: ssl_.SSLContext | None = None,
+        protocol: str = "zipkin",
         max_queue: int = MAX_QUEUE,
         batch: int = BATCH,
         interval: float = INTERVAL,
@@ -59,6 +60,7 @@ class SpanExporter:
         self.authority = authority or f"{host}:{port}"
         self.token = token
         self.ssl = ssl  # HTTPS to the collector (the built-in one behind a TLS API)
+        self.protocol = protocol  # zipkin (v2 JSON) or otlp (OTLP/HTTP JSON)
         self.max_queue = max_queue
         self.batch = batch
         self.interval = interval
@@ -117,7 +119,10 @@ class SpanExporter:
         records = [queue.popleft() for _ in range(min(self.batch, len(queue)))]
         if not records:
             return
-        body = ("[" + ",".join([zipkin_json(r) for r in records]) + "]").encode()
+        if self.protocol == "otlp":
+            body = otlp_json(records).encode()
+        else:
+            body = ("[" + ",".join([zipkin_json(r) for r in records]) + "]").encode()
         ok = await self._post(body)
         self.stats.batches += 1
         if ok:

@@ -159,3 +159,32 @@ def test_zipkin_span_fields() -> None:
     assert tags["error"] == "UH" and tags["http.url"] == "/hello?name=x"
     assert tags["peer.identity"].startswith("spiffe://")
     assert tags["gossamer.workload"] == "magnanimo" and tags["gossamer.route"] == "benigno-route"
+
+
+def test_otlp_json() -> None:
+    import json
+
+    from gossamer.proxy.filters.trace import otlp_json
+
+    sink = Sink()
+    server = Tracer(1.0, SERVER, "benigno", (("gossamer.workload", "benigno-v1"),), sink)
+    client = Tracer(1.0, CLIENT, "magnanimo", (), sink)
+    span = server.start([(b"traceparent", b"00-" + TID + b"-" + SID + b"-01")])
+    other = client.start([])
+    assert span is not None and other is not None
+    server.finish(span, 0.002, b"GET", b"/a", b"h", 200, "", "r", "127.0.0.1", None, "c")
+    client.finish(other, 0.001, b"GET", b"/b", b"h", 503, "UF", "r", "", None, "x.default:1")
+    body = json.loads(otlp_json(sink.spans))
+    services = {
+        r["resource"]["attributes"][0]["value"]["stringValue"]: r["scopeSpans"][0]["spans"]
+        for r in body["resourceSpans"]
+    }
+    (s,) = services["benigno"]
+    assert s["traceId"] == TID.decode() and s["parentSpanId"] == SID.decode()
+    assert s["kind"] == 2 and s["name"] == "get /a" and s["status"] == {}
+    assert int(s["endTimeUnixNano"]) - int(s["startTimeUnixNano"]) == 2_000_000
+    attrs = {a["key"]: a["value"]["stringValue"] for a in s["attributes"]}
+    assert attrs["http.status_code"] == "200" and attrs["gossamer.workload"] == "benigno-v1"
+    (c,) = services["magnanimo"]
+    assert c["kind"] == 3 and "parentSpanId" not in c
+    assert c["status"] == {"code": 2, "message": "UF"}
