@@ -84,3 +84,44 @@ def test_bad_input_is_refused_with_the_reason(cp: ControlPlane) -> None:
     assert r.status_code == 400 and "limit" in r.json()["error"]
     r = httpx.post(cp.api + "/api/v2/spans", json=spans(), headers={"authorization": "Bearer x"})
     assert r.status_code == 401
+
+
+def test_sidecars_export_to_a_tls_api(tmp_path: Path) -> None:
+    """With --tls-auto the API speaks HTTPS: sidecars verify it with the bundle they
+    verify xDS with, and post their spans with their data-plane token."""
+    import json
+    import ssl
+
+    from tests.support.proxy import Sidecar, Upstream, free_port, get
+    from tests.support.wait import wait_for
+
+    cp = ControlPlane(tmp_path / "state", "memory://", "--tls-auto").start()
+    app = Upstream("benigno").start()
+    sidecar: Sidecar | None = None
+    try:
+        bundle = json.loads((tmp_path / "state" / "controlplane.json").read_text())["caBundle"]
+        verify = ssl.create_default_context(cafile=bundle)
+        mesh = "apiVersion: gossamer.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\n"
+        cp.cli("apply", "-f", "-", input=mesh + "spec: {tracing: {}}\n", check=True)
+        port = free_port()
+        sidecar = Sidecar(
+            tmp_path,
+            None,
+            *("--xds", cp.xds, "--id", "benigno-1", "--service", "benigno"),
+            *("--inbound", f"5000:{app.port}:{free_port()}", "--http-proxy-port", str(port)),
+            name="benigno",
+            env=cp.env(),
+        ).start()
+
+        def traced() -> list[dict[str, object]] | None:
+            assert get(port, "/x", host="benigno:5000").status == 200
+            items = httpx.get(cp.api + "/api/v1/traces", verify=verify).json()["items"]
+            return [i for i in items if i["spans"] == 2] or None
+
+        (item, *_) = wait_for(traced, 30, interval=0.5, message="a trace over HTTPS")
+        assert item["services"] == ["benigno"] and item["rootService"] == "benigno"
+    finally:
+        if sidecar is not None:
+            sidecar.process.stop()
+        cp.stop()
+        app.stop()

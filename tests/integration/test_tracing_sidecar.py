@@ -72,7 +72,7 @@ def config(app: int, zipkin: int, port: int, sampling: float, log: Path) -> dict
             "typed_config": {
                 "@type": FILE_LOG_TYPE,
                 "path": str(log),
-                "log_format": {"json_format": LOG_FORMAT},
+                "log_format": {"json_format": dict(LOG_FORMAT)},
             },
         }
     ]
@@ -179,10 +179,13 @@ def test_b3_single_and_multi_are_read_and_written(
         assert h["traceparent"].startswith(f"00-{TRACE}-{h['x-b3-spanid']}-")
         assert "b3" not in h
 
-        # A caller's "not sampled" is kept: headers go on, no span is exported.
+        # A caller's "not sampled" is kept: its headers go on as they came, no span.
         get(port, "/three", x_b3_traceid=TRACE[::-1], x_b3_spanid=PARENT, x_b3_sampled="0")
-        assert sent(app)["x-b3-sampled"] == "0"
-        assert sent(app)["traceparent"].endswith("-00")
+        assert sent(app) == {
+            "x-b3-traceid": TRACE[::-1],
+            "x-b3-spanid": PARENT,
+            "x-b3-sampled": "0",
+        }
         wait_for(lambda: len(zipkin.spans) >= 2, 10, message="two spans")
         time.sleep(1.5)  # one export interval: a third span would have arrived by now
         assert {s["name"] for s in zipkin.spans} == {"get /one", "get /two"}
@@ -197,10 +200,8 @@ def test_a_new_trace_starts_at_the_sampling_rate(
 ) -> None:
     sidecar, port, _ = start(tmp_path, app, zipkin, sampling=0.0)
     try:
-        get(port, "/x")
-        h = sent(app)
-        _, trace_id, _, flags = h["traceparent"].split("-")
-        assert len(trace_id) == 32 and flags == "00" and "x-b3-parentspanid" not in h
+        get(port, "/x")  # not sampled: the next hops are told so (B3 can say it)
+        assert sent(app) == {"b3": "0", "x-b3-sampled": "0"}
         get(port, "/y", traceparent=f"00-{TRACE}-{PARENT}-01")  # the caller decided: kept
         wait_for(lambda: zipkin.spans, 10, message="the caller-sampled span")
         assert [s["traceId"] for s in zipkin.spans] == [TRACE]
@@ -261,3 +262,30 @@ def test_unsupported_tracing_and_log_formats_are_refused(
     path.write_text(json.dumps(cfg))
     with pytest.raises(StaticConfigError, match=r"collector_endpoint_version: only HTTP_JSON"):
         load_file(path)
+
+
+def test_otlp_http_export(tmp_path: Path, app: Upstream) -> None:
+    """The OpenTelemetry provider (OTLP/HTTP): spans arrive as OTLP JSON on /v1/traces."""
+    otlp = ZipkinReceiver(otlp=True).start()
+    port = free_port()
+    cfg = config(app.port, otlp.port, port, 100.0, tmp_path / "a.log")
+    hcm = cfg["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["tracing"]["provider"] = {
+        "name": "envoy.tracers.opentelemetry",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+            "http_service": {"http_uri": {"uri": otlp.url, "cluster": "zipkin", "timeout": "5s"}},
+        },
+    }
+    sidecar = Sidecar(tmp_path, cfg).start()
+    try:
+        get(port, "/otel", traceparent=f"00-{TRACE}-{PARENT}-01")
+        (span,) = wait_for(lambda: otlp.spans, 10, message="the OTLP span")
+        assert span["traceId"] == TRACE and span["parentSpanId"] == PARENT
+        assert span["kind"] == 2 and span["name"] == "get /otel"
+        attrs = {a["key"]: a["value"]["stringValue"] for a in span["attributes"]}
+        assert attrs["http.status_code"] == "200" and attrs["team"] == "blue"
+        assert sent(app)["traceparent"].startswith(f"00-{TRACE}-{span['spanId']}-")
+    finally:
+        sidecar.process.stop()
+        otlp.stop()

@@ -1,8 +1,10 @@
 """A Zipkin-format receiver for tests: `POST /api/v2/spans` collects the spans it gets.
 
 Stands in for an external Zipkin, Jaeger or OpenTelemetry collector (all accept Zipkin
-v2 JSON on this path). `delay` holds each answer that long: a slow collector, to show a
-full export queue never slows requests.
+v2 JSON on this path). With `otlp=True` it takes OTLP/HTTP JSON on `/v1/traces`
+instead, and keeps each span with its resource's `service.name` as `serviceName`.
+`delay` holds each answer that long: a slow collector, to show a full export queue
+never slows requests.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from tests.support.proxy import _LoopThread
 
 
 class ZipkinReceiver:
-    def __init__(self, delay: float = 0.0, status: int = 202) -> None:
+    def __init__(self, delay: float = 0.0, status: int = 202, otlp: bool = False) -> None:
+        self.otlp = otlp
+        self.path = "/v1/traces" if otlp else "/api/v2/spans"
         self.delay = delay
         self.status = status
         self.port = 0
@@ -36,7 +40,7 @@ class ZipkinReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v2/spans"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
     def stop(self) -> None:
         if self._thread is not None and self._server is not None:
@@ -70,9 +74,9 @@ class ZipkinReceiver:
                 for k, _, v in (line.partition(":") for line in lines[1:] if line)
             }
             body = await reader.readexactly(int(headers.get("content-length", "0")))
-            ok = lines[0].startswith("POST /api/v2/spans ")
+            ok = lines[0].startswith(f"POST {self.path} ")
             if ok:
-                spans = json.loads(body)
+                spans = _otlp_spans(json.loads(body)) if self.otlp else json.loads(body)
                 with self._lock:
                     self.posts += 1
                     self.spans.extend(spans)
@@ -90,3 +94,13 @@ class ZipkinReceiver:
             writer.close()
             if task is not None:
                 self._handlers.discard(task)
+
+
+def _otlp_spans(body: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for resource in body["resourceSpans"]:
+        attrs = resource["resource"]["attributes"]
+        service = next(a["value"]["stringValue"] for a in attrs if a["key"] == "service.name")
+        for scope in resource["scopeSpans"]:
+            out += [{**span, "serviceName": service} for span in scope["spans"]]
+    return out

@@ -118,6 +118,7 @@ class MeshController(BaseCallbacks):
         self.last_rebuild_seconds = 0.0
         # The built-in trace collector's address (our REST API), for sidecars' tracing.
         self.collector: tuple[str, int] | None = None
+        self.collector_tls = False
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -162,9 +163,10 @@ class MeshController(BaseCallbacks):
             except Exception:
                 log.error("rebuilding the mesh failed; proxies keep their config", exc_info=True)
 
-    def set_collector(self, host: str, port: int) -> None:
+    def set_collector(self, host: str, port: int, tls: bool = False) -> None:
         """The API is listening: sidecars may send spans there (`backend: builtin`)."""
         self.collector = (host, port)
+        self.collector_tls = tls
         self._dirty.set()
 
     def _take_events(self) -> None:
@@ -193,6 +195,7 @@ class MeshController(BaseCallbacks):
             self.snapshot(),
             cache=previous.cache if previous else MessageCache(),
             collector=self.collector,
+            collector_tls=self.collector_tls,
         )
         self._shared = {}
         for record in list(self.proxies.values()):

@@ -169,12 +169,10 @@ class ControlPlane:
             if self._api_task.done():
                 self._api_task.result()  # raise what stopped it
             await asyncio.sleep(0.01)
-        if tls is None:
-            # The built-in trace collector; sidecars' exporters speak plain HTTP only.
-            reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            self.controller.set_collector(reachable, port)
-        else:
-            log.warning("tracing backend `builtin` needs the API without TLS; use `zipkin`")
+        # The built-in trace collector: sidecars post spans to the API (over TLS when it
+        # is, verified with the bundle they verify xDS with).
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        self.controller.set_collector(reachable, port, tls=tls is not None)
         self._trim_task = asyncio.create_task(trim_when_grown(), name="trim")
         self._write_discovery_file()
         log.info(

@@ -275,7 +275,8 @@ class Sidecar:
     def on_config(self, config: m.ProxyConfig) -> None:
         node = self.options.node
         # Who we are, for span service names; our token, for the built-in collector.
-        local = m.LocalInfo(node.service, node.workload, node.namespace, self.options.token)
+        opts = self.options
+        local = m.LocalInfo(node.service, node.workload, node.namespace, opts.token, opts.xds_ca)
         config = replace(config, local=local)
         certs = self.certs
         if certs is not None:

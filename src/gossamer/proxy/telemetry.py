@@ -11,25 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import sys
-from typing import IO, Any
+import ssl
+from typing import Any
 
 from gossamer.core.logs import get_logger
 from gossamer.proxy.config import model as m
-from gossamer.proxy.filters.accesslog import AccessLogger
+from gossamer.proxy.filters.accesslog import AccessLogger, LogFile
 from gossamer.proxy.filters.trace import CLIENT, SERVER, Tracer
 from gossamer.proxy.io.exporter import SpanExporter
 
 log = get_logger("proxy.telemetry")
 
-ExporterKey = tuple[str, int, str, str | None]
+ExporterKey = tuple[str, int, str, str | None, bool, str]
 
 
 class Telemetry:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.exporters: dict[ExporterKey, SpanExporter] = {}
-        self.files: dict[str, IO[str]] = {}
+        self.files: dict[str, LogFile] = {}
         self._used_exporters: set[ExporterKey] = set()
         self._used_files: set[str] = set()
         self.errors: dict[str, str] = {}
@@ -56,11 +56,18 @@ class Telemetry:
         ep = cluster.endpoints[0]
         local = config.local or m.LocalInfo()
         token = local.token if t.collector_cluster == m.BUILTIN_COLLECTOR else None
-        key: ExporterKey = (ep.address, ep.port, t.collector_endpoint, token)
+        tls = cluster.metadata.get("tls") == "true"
+        key: ExporterKey = (ep.address, ep.port, t.collector_endpoint, token, tls, t.protocol)
         exporter = self.exporters.get(key)
         if exporter is None:
+            context = ssl.create_default_context(cafile=local.ca) if tls else None
             exporter = self.exporters[key] = SpanExporter(
-                ep.address, ep.port, t.collector_endpoint, token=token
+                ep.address,
+                ep.port,
+                t.collector_endpoint,
+                token=token,
+                ssl=context,
+                protocol=t.protocol,
             )
             exporter.start()
         self._used_exporters.add(key)
@@ -82,20 +89,16 @@ class Telemetry:
             out.append(AccessLogger(spec.path, spec.fields, file))
         return tuple(out)
 
-    def _file(self, path: str) -> IO[str] | None:
+    def _file(self, path: str) -> LogFile | None:
         self._used_files.add(path)
         file = self.files.get(path)
         if file is not None:
             return file
-        if path in ("/dev/stdout", "/dev/stderr"):
-            file = sys.stdout if path == "/dev/stdout" else sys.stderr
-        else:
-            try:
-                # Appended by every worker process: O_APPEND keeps their lines whole.
-                file = open(path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
-            except OSError as exc:
-                log.error("cannot open the access log", path=path, error=str(exc))
-                return None
+        try:
+            file = LogFile.open(path)
+        except OSError as exc:
+            log.error("cannot open the access log", path=path, error=str(exc))
+            return None
         self.files[path] = file
         return file
 
@@ -106,11 +109,8 @@ class Telemetry:
             with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().create_task(exporter.stop())
         for path in [p for p in self.files if p not in self._used_files]:
-            file = self.files.pop(path)
             with contextlib.suppress(OSError):
-                file.flush()
-                if file not in (sys.stdout, sys.stderr):
-                    file.close()
+                self.files.pop(path).close()
 
     # --- running -----------------------------------------------------------------------
 
@@ -118,18 +118,16 @@ class Telemetry:
         for path, file in self.files.items():
             try:
                 file.flush()
-            except (OSError, ValueError) as exc:
-                log.warning("access log flush failed", path=path, error=str(exc))
+            except OSError as exc:
+                log.warning("access log write failed", path=path, error=str(exc))
 
     async def close(self) -> None:
         for exporter in self.exporters.values():
             await exporter.stop()
         self.exporters.clear()
-        self.flush()
         for file in self.files.values():
-            if file not in (sys.stdout, sys.stderr):
-                with contextlib.suppress(OSError):
-                    file.close()
+            with contextlib.suppress(OSError):
+                file.close()
         self.files.clear()
 
     def describe(self) -> dict[str, Any]:

@@ -329,7 +329,7 @@ INVALID: list[tuple[str, str, Any, str, str]] = [
     ("Mesh", "spec.egress.mode", "ALLOW_ALL", "spec.egress.mode",
      "must be one of 'REGISTRY_ONLY' or 'ALLOW_ANY', got 'ALLOW_ALL'"),
     ("Mesh", "spec.tracing.backend", "jaeger", "spec.tracing.backend",
-     "must be `builtin` or `{zipkin: URL}`, got 'jaeger'"),
+     "must be `builtin`, `{zipkin: URL}` or `{otlp: URL}`, got 'jaeger'"),
     ("Service", "spec.ports[0].protocol", "HTTP", "spec.ports[0].protocol",
      "must be one of 'http', 'http2', 'grpc' or 'tcp', got 'HTTP'"),
     ("Workload", "spec.ports[0].protocol", "udp", "spec.ports[0].protocol",

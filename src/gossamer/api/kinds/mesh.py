@@ -36,7 +36,9 @@ class TracingBackend(Model):
     # Where spans go instead of the control plane: a Zipkin v2 endpoint (Zipkin, Jaeger,
     # the OpenTelemetry collector's zipkin receiver), e.g. http://127.0.0.1:9411/api/v2/spans.
     zipkin: str | None = None
-    otlp: str | None = None  # OTLP/HTTP: not served yet (refused with a reason)
+    # An OTLP/HTTP traces endpoint (the OpenTelemetry collector, Jaeger, Tempo...), e.g.
+    # http://127.0.0.1:4318/v1/traces; spans are sent with the JSON encoding.
+    otlp: str | None = None
 
 
 class MeshTracing(Model):
@@ -94,7 +96,8 @@ class Mesh(Resource):
         if tracing is not None and isinstance(tracing.backend, TracingBackend):
             problems += tracing_backend_problems(tracing.backend)
         elif tracing is not None and tracing.backend != "builtin":
-            reason = f"must be `builtin` or `{{zipkin: URL}}`, got {tracing.backend!r}"
+            shapes = "`builtin`, `{zipkin: URL}` or `{otlp: URL}`"
+            reason = f"must be {shapes}, got {tracing.backend!r}"
             problems.append(("spec.tracing.backend", reason))
         problems += access_log_problems(self.spec.access_logs)
         return problems
@@ -102,16 +105,12 @@ class Mesh(Resource):
 
 def tracing_backend_problems(backend: TracingBackend) -> list[tuple[str, str]]:
     where = "spec.tracing.backend"
+    if backend.otlp is not None and backend.zipkin is not None:
+        return [(where, "`zipkin` and `otlp` are exclusive: one backend")]
     if backend.otlp is not None:
-        return [
-            (
-                f"{where}.otlp",
-                "OTLP is not supported yet: use `zipkin` (the OpenTelemetry collector "
-                "and Jaeger both take Zipkin v2 JSON) or `builtin`",
-            )
-        ]
+        return [(f"{where}.otlp", r) for r in [url_problem(backend.otlp)] if r]
     if backend.zipkin is None:
-        return [(where, "needs `zipkin: URL`, or use `backend: builtin`")]
+        return [(where, "needs `zipkin: URL` or `otlp: URL`, or use `backend: builtin`")]
     return [(f"{where}.zipkin", r) for r in [url_problem(backend.zipkin)] if r]
 
 

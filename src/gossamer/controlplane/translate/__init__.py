@@ -103,6 +103,7 @@ class MeshTranslator:
     )
     # The built-in trace collector's address (the REST API), once the control plane knows it.
     collector: tuple[str, int] | None = None
+    collector_tls: bool = False  # the API speaks TLS: so does the sidecars' exporter
 
     @cached_property
     def routing(self) -> Routing:
@@ -131,7 +132,7 @@ class MeshTranslator:
 
     @cached_property
     def telemetry(self) -> Telemetry:
-        return Telemetry(self.snapshot.mesh.tracing, self.collector)
+        return Telemetry(self.snapshot.mesh.tracing, self.collector, self.collector_tls)
 
     @cached_property
     def _service_logs(self) -> dict[tuple[str, str], AccessLogs]:

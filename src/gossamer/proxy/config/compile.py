@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
@@ -593,6 +594,7 @@ def _hcm(hcm: Any, kind: str, name: str, path: str, direction: str) -> m.HttpCon
 
 
 ZIPKIN = "envoy.config.trace.v3.ZipkinConfig"
+OTEL = "envoy.config.trace.v3.OpenTelemetryConfig"
 FILE_ACCESS_LOG = "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 HTTP_JSON = 1  # ZipkinConfig.CollectorEndpointVersion
 
@@ -601,8 +603,13 @@ def _tracing(t: Any, kind: str, name: str, path: str) -> m.Tracing:
     if not t.HasField("provider"):
         raise ConfigError(kind, name, f"{path}.provider", "a Zipkin provider is required")
     type_name = t.provider.typed_config.type_url.rsplit("/", 1)[-1]
+    if type_name == OTEL:
+        return _otel(t, kind, name, path)
     if type_name != ZIPKIN:
-        reason = f"only the Zipkin tracer ({ZIPKIN}) is supported, got {type_name or 'none'}"
+        reason = (
+            f"only the Zipkin ({ZIPKIN}) and OpenTelemetry tracers are supported, "
+            f"got {type_name or 'none'}"
+        )
         raise ConfigError(kind, name, f"{path}.provider.typed_config", reason)
     zipkin = unpack_any(t.provider.typed_config)
     where = f"{path}.provider.typed_config"
@@ -618,6 +625,36 @@ def _tracing(t: Any, kind: str, name: str, path: str) -> m.Tracing:
         )
     if not zipkin.collector_endpoint.startswith("/"):
         raise ConfigError(kind, name, f"{where}.collector_endpoint", "must be a path (/...)")
+    sampling, tags = _sampling_and_tags(t, kind, name, path)
+    return m.Tracing(
+        sampling=sampling,
+        collector_cluster=zipkin.collector_cluster,
+        collector_endpoint=zipkin.collector_endpoint,
+        tags=tags,
+    )
+
+
+def _otel(t: Any, kind: str, name: str, path: str) -> m.Tracing:
+    """OpenTelemetry over OTLP/HTTP (`http_service`); gRPC is not supported. Envoy
+    posts protobuf there; the sidecar posts the JSON encoding (collectors take both)."""
+    config = unpack_any(t.provider.typed_config)
+    where = f"{path}.provider.typed_config"
+    if not config.HasField("http_service"):
+        raise ConfigError(kind, name, where, "only http_service (OTLP/HTTP) is supported")
+    uri = config.http_service.http_uri
+    if not uri.cluster:
+        raise ConfigError(kind, name, f"{where}.http_service.http_uri.cluster", "is required")
+    target = urlsplit(uri.uri)
+    if target.scheme not in ("http", "https") or not target.path.startswith("/"):
+        reason = f"must be an http URL with a path, got {uri.uri!r}"
+        raise ConfigError(kind, name, f"{where}.http_service.http_uri.uri", reason)
+    sampling, tags = _sampling_and_tags(t, kind, name, path)
+    return m.Tracing(sampling, uri.cluster, target.path, tags, "otlp")
+
+
+def _sampling_and_tags(
+    t: Any, kind: str, name: str, path: str
+) -> tuple[float, tuple[tuple[str, str], ...]]:
     sampling = t.random_sampling.value if _has(t, "random_sampling") else 100.0
     if not 0.0 <= sampling <= 100.0:
         raise ConfigError(kind, name, f"{path}.random_sampling", "must be within 0..100")
@@ -627,12 +664,7 @@ def _tracing(t: Any, kind: str, name: str, path: str) -> m.Tracing:
             reason = "only literal custom tags are supported"
             raise ConfigError(kind, name, f"{path}.custom_tags[{i}]", reason)
         tags.append((tag.tag, tag.literal.value))
-    return m.Tracing(
-        sampling=sampling / 100.0,
-        collector_cluster=zipkin.collector_cluster,
-        collector_endpoint=zipkin.collector_endpoint,
-        tags=tuple(tags),
-    )
+    return sampling / 100.0, tuple(tags)
 
 
 def _access_log(log: Any, kind: str, name: str, path: str) -> m.AccessLog:

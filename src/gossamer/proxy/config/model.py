@@ -428,6 +428,8 @@ class Tracing:
     collector_endpoint: str = "/api/v2/spans"
     # Tags on every span (custom_tags with literal values): workload, namespace...
     tags: tuple[tuple[str, str], ...] = ()
+    # zipkin: Zipkin v2 JSON; otlp: OTLP/HTTP with the JSON encoding (/v1/traces).
+    protocol: Literal["zipkin", "otlp"] = "zipkin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,6 +516,8 @@ class LocalInfo:
     namespace: str = "default"
     # The data-plane token, sent only to the built-in collector (BUILTIN_COLLECTOR).
     token: str | None = None
+    # The CA bundle the control plane is verified with (xDS, and the built-in collector).
+    ca: str | None = None
 
 
 # The cluster of the control plane's built-in trace collector (controlplane/collector.py).

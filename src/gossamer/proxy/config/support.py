@@ -75,6 +75,9 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
             "shared_span_context",
         }
     ),
+    "envoy.config.trace.v3.OpenTelemetryConfig": frozenset({"http_service", "service_name"}),
+    "envoy.config.core.v3.HttpService": frozenset({"http_uri"}),
+    "envoy.config.core.v3.HttpUri": frozenset({"uri", "cluster", "timeout"}),
     "envoy.type.tracing.v3.CustomTag": frozenset({"tag", "literal"}),
     "envoy.type.tracing.v3.CustomTag.Literal": frozenset({"value"}),
     "envoy.config.accesslog.v3.AccessLog": frozenset({"name", "typed_config"}),
@@ -412,6 +415,7 @@ KNOWN_TYPED_CONFIGS: frozenset[str] = frozenset(
         "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
         "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
         "envoy.config.trace.v3.ZipkinConfig",
+        "envoy.config.trace.v3.OpenTelemetryConfig",
         "envoy.extensions.access_loggers.file.v3.FileAccessLog",
         "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
         "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
@@ -502,6 +506,7 @@ def _import_typed_configs() -> None:
     import envoy.config.endpoint.v3.endpoint_pb2
     import envoy.config.listener.v3.listener_pb2
     import envoy.config.route.v3.route_pb2
+    import envoy.config.trace.v3.opentelemetry_pb2
     import envoy.config.trace.v3.zipkin_pb2
     import envoy.extensions.access_loggers.file.v3.file_pb2
     import envoy.extensions.filters.http.fault.v3.fault_pb2
@@ -575,7 +580,9 @@ def markdown() -> str:
         "  the upstream is the request's host:port as the app gave it (port 80 by default).",
         "- `HttpConnectionManager.tracing`: `random_sampling` (a trace context that arrives",
         "  keeps its decision), a Zipkin provider with `collector_endpoint_version` HTTP_JSON",
-        "  to `collector_cluster` + `collector_endpoint`, literal `custom_tags` only.",
+        "  to `collector_cluster` + `collector_endpoint`, or an OpenTelemetry provider with",
+        "  `http_service` (OTLP/HTTP; the sidecar posts the JSON encoding to the URI's path on",
+        "  `http_uri.cluster`), literal `custom_tags` only.",
         "  Incoming contexts are read from W3C `traceparent` and B3 (`b3`, `x-b3-*`); the",
         "  next hop gets `traceparent` plus the B3 style that came in (multi by default).",
         "- `access_log`: the file logger with `log_format.json_format` only; values are one",

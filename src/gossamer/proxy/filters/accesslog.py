@@ -11,9 +11,10 @@ exchange and appends a line to a buffered file that the runtime flushes every se
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from gossamer.protocols.http1 import RequestHead
 
@@ -141,10 +142,55 @@ def _getter(key: str, spec: str) -> Getter:
     return getter
 
 
+class LogFile:
+    """Lines buffered in memory and written with one write() of whole lines: several
+    sidecar processes append to the same file (O_APPEND), and a line must never be cut
+    by another process's write, as a file object's buffer would when it fills."""
+
+    __slots__ = ("fd", "owned", "pending", "size")
+
+    LIMIT = 64 * 1024
+
+    def __init__(self, fd: int, owned: bool) -> None:
+        self.fd = fd
+        self.owned = owned  # opened here (else stdout/stderr: never closed)
+        self.pending: list[str] = []
+        self.size = 0
+
+    @classmethod
+    def open(cls, path: str) -> LogFile:
+        if path == "/dev/stdout":
+            return cls(1, False)
+        if path == "/dev/stderr":
+            return cls(2, False)
+        return cls(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644), True)
+
+    def write(self, line: str) -> None:
+        self.pending.append(line)
+        self.size += len(line)
+        if self.size >= self.LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        data = "".join(self.pending).encode("utf-8", "replace")
+        self.pending.clear()
+        self.size = 0
+        view = memoryview(data)
+        while view:  # a regular file takes it whole; a pipe may take part
+            view = view[os.write(self.fd, view) :]
+
+    def close(self) -> None:
+        self.flush()
+        if self.owned:
+            os.close(self.fd)
+
+
 class AccessLogger:
     __slots__ = ("fields", "file", "lines", "path")
 
-    def __init__(self, path: str, fields: tuple[tuple[str, str], ...], file: IO[str]) -> None:
+    def __init__(self, path: str, fields: tuple[tuple[str, str], ...], file: LogFile) -> None:
         self.path = path
         self.fields = tuple((_dumps(k) + ":", g) for k, g in compile_format(fields))
         self.file = file

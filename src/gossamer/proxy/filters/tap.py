@@ -187,7 +187,12 @@ class Tapper:
             "status": status,
             "latencyMs": round((now - down.started) * 1000, 3),
             "flags": flags or None,
-            "traceId": _trace_id(head.get),
+            # The hop's own span when it traces (a trace may start here), else headers.
+            "traceId": (
+                down.span.trace_id.decode()
+                if down.span is not None and down.span.trace_id
+                else _trace_id(head.get)
+            ),
             "source": source,
             "destination": destination,
         }

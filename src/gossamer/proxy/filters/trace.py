@@ -217,6 +217,18 @@ class Span:
         return inject(self.trace_id, self.span_id, self.parent_id, self.sampled, self.style)
 
 
+class _Unsampled(Span):
+    """A trace that starts here and is not sampled: only the decision goes on (B3 can
+    say "do not sample" without ids; W3C cannot, so no traceparent is sent)."""
+
+    __slots__ = ()
+
+    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return ((b"b3", b"0"), (b"x-b3-sampled", b"0"))
+
+
+UNSAMPLED: Final = _Unsampled(b"", b"", None, False, 0, NONE, b"b3: 0\r\nx-b3-sampled: 0\r\n")
+
 _FIRST = frozenset(b"tTbBxX")  # first bytes of the trace header names
 
 
@@ -249,27 +261,34 @@ class Tracer:
     def static_json(self) -> str:
         return self._static
 
-    def start(self, headers: Sequence[tuple[bytes, bytes]]) -> Span:
+    def start(self, headers: Sequence[tuple[bytes, bytes]]) -> Span | None:
+        """The hop's span; UNSAMPLED (a trace starts here, not recorded: the next hops
+        are told so); None when the caller decided "not sampled" (headers go on as they
+        came: nothing is recorded anywhere, so ids need not change)."""
         ctx = extract(headers) if may_carry_context(headers) else None
+        if ctx is None:
+            if self.rate < 1.0 and self.rng.random() >= self.rate:
+                return UNSAMPLED
+            getrandbits = self.rng.getrandbits
+            span_id = b"%016x" % getrandbits(64)
+            trace_id = b"%032x" % getrandbits(128)
+            block = (
+                b"traceparent: 00-%s-%s-01\r\nx-b3-traceid: %s\r\nx-b3-spanid: %s\r\n"
+                b"x-b3-sampled: 1\r\n" % (trace_id, span_id, trace_id, span_id)
+            )
+            return Span(trace_id, span_id, None, True, int(time.time() * 1e6), NONE, block)
+        sampled = ctx.sampled
+        if sampled is False:
+            return None
+        if sampled is None:  # ids without a decision: ours, told to the next hops
+            sampled = self.rate >= 1.0 or self.rng.random() < self.rate
         getrandbits = self.rng.getrandbits
         span_id = b"%016x" % getrandbits(64)
         now = int(time.time() * 1e6)
-        if ctx is not None and ctx.trace_id is not None:
-            sampled = ctx.sampled
-            if sampled is None:
-                sampled = self.rate >= 1.0 or self.rng.random() < self.rate
-            return Span(ctx.trace_id, span_id, ctx.span_id, sampled, now, ctx.style, b"")
-        if ctx is not None and ctx.sampled is not None:  # a bare decision, no ids
+        if ctx.trace_id is None:  # a bare "sample this" (b3: 1 or d): a trace starts
             trace_id = b"%032x" % getrandbits(128)
-            return Span(trace_id, span_id, None, ctx.sampled, now, ctx.style, b"")
-        sampled = self.rate >= 1.0 or self.rng.random() < self.rate
-        trace_id = b"%032x" % getrandbits(128)
-        flag = b"1" if sampled else b"0"
-        block = (
-            b"traceparent: 00-%s-%s-0%s\r\nx-b3-traceid: %s\r\nx-b3-spanid: %s\r\n"
-            b"x-b3-sampled: %s\r\n" % (trace_id, span_id, flag, trace_id, span_id, flag)
-        )
-        return Span(trace_id, span_id, None, sampled, now, NONE, block)
+            return Span(trace_id, span_id, None, sampled, now, ctx.style, b"")
+        return Span(ctx.trace_id, span_id, ctx.span_id, sampled, now, ctx.style, b"")
 
     def finish(
         self,
@@ -379,6 +398,46 @@ def zipkin_json(record: tuple[object, ...]) -> str:
     if remote:
         out += f',"remoteEndpoint":{{{",".join(remote)}}}'
     return out + "}"
+
+
+def otlp_json(records: Sequence[tuple[object, ...]]) -> str:
+    """Records as one OTLP/HTTP JSON ExportTraceServiceRequest: a resource per local
+    service (`service.name`), each hop's span with the same attributes as in Zipkin."""
+    by_service: dict[str, list[dict[str, object]]] = {}
+    for record in records:
+        z = json.loads(zipkin_json(record))  # one source of truth for the fields
+        attrs = [
+            {"key": k, "value": {"stringValue": v}} for k, v in z["tags"].items() if k != "error"
+        ]
+        remote = z.get("remoteEndpoint") or {}
+        if "ipv4" in remote or "ipv6" in remote:
+            attrs.append({"key": "net.peer.ip", "value": {"stringValue": remote.get("ipv4", "")}})
+        start = z["timestamp"] * 1000
+        span: dict[str, object] = {
+            "traceId": z["traceId"],
+            "spanId": z["id"],
+            "name": z["name"],
+            "kind": 2 if z["kind"] == SERVER else 3,  # SPAN_KIND_SERVER, SPAN_KIND_CLIENT
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(start + z["duration"] * 1000),
+            "attributes": attrs,
+            # STATUS_CODE_ERROR for what Zipkin tags `error`; unset otherwise.
+            "status": {"code": 2, "message": z["tags"]["error"]} if "error" in z["tags"] else {},
+        }
+        if "parentId" in z:
+            span["parentSpanId"] = z["parentId"]
+        service = z["localEndpoint"]["serviceName"]
+        by_service.setdefault(service, []).append(span)
+    resources = [
+        {
+            "resource": {
+                "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
+            },
+            "scopeSpans": [{"scope": {"name": "gossamer"}, "spans": spans}],
+        }
+        for service, spans in by_service.items()
+    ]
+    return json.dumps({"resourceSpans": resources}, separators=(",", ":"))
 
 
 def _service_of(cluster: str) -> str:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl as ssl_
 from collections import deque
 from dataclasses import dataclass
 
 from gossamer.core.logs import get_logger
-from gossamer.proxy.filters.trace import zipkin_json
+from gossamer.proxy.filters.trace import otlp_json, zipkin_json
 
 log = get_logger("proxy.trace")
 
@@ -47,6 +48,8 @@ class SpanExporter:
         *,
         authority: str | None = None,
         token: str | None = None,
+        ssl: ssl_.SSLContext | None = None,
+        protocol: str = "zipkin",
         max_queue: int = MAX_QUEUE,
         batch: int = BATCH,
         interval: float = INTERVAL,
@@ -56,6 +59,8 @@ class SpanExporter:
         self.path = path or "/api/v2/spans"
         self.authority = authority or f"{host}:{port}"
         self.token = token
+        self.ssl = ssl  # HTTPS to the collector (the built-in one behind a TLS API)
+        self.protocol = protocol  # zipkin (v2 JSON) or otlp (OTLP/HTTP JSON)
         self.max_queue = max_queue
         self.batch = batch
         self.interval = interval
@@ -63,9 +68,6 @@ class SpanExporter:
         self.stats = ExportStats()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-
-    def key(self) -> tuple[str, int, str, str | None]:
-        return (self.host, self.port, self.path, self.token)
 
     # --- the request path ------------------------------------------------------------
 
@@ -117,7 +119,10 @@ class SpanExporter:
         records = [queue.popleft() for _ in range(min(self.batch, len(queue)))]
         if not records:
             return
-        body = ("[" + ",".join([zipkin_json(r) for r in records]) + "]").encode()
+        if self.protocol == "otlp":
+            body = otlp_json(records).encode()
+        else:
+            body = ("[" + ",".join([zipkin_json(r) for r in records]) + "]").encode()
         ok = await self._post(body)
         self.stats.batches += 1
         if ok:
@@ -136,7 +141,10 @@ class SpanExporter:
         writer = None
         try:
             async with asyncio.timeout(TIMEOUT):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                host = self.host if self.ssl else None
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=self.ssl, server_hostname=host
+                )
                 writer.write(head.encode() + b"\r\n" + body)
                 await writer.drain()
                 status_line = await reader.readline()
@@ -150,7 +158,7 @@ class SpanExporter:
                     )
                     return False
                 return True
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ssl_.SSLError) as exc:
             log.warning(
                 "collector unreachable", collector=f"{self.host}:{self.port}", error=str(exc)
             )

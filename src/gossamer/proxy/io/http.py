@@ -411,9 +411,10 @@ class HttpDownstream(asyncio.Protocol):
         self.timer = T_NONE
         self.has_body = head.chunked or bool(head.content_length)
         if ctx.observed:
-            self.wall = wallclock()
             if ctx.tracer is not None:
                 self.span = ctx.tracer.start(head.headers)
+            if ctx.access_logs or (self.span is not None and self.span.sampled):
+                self.wall = wallclock()  # reported at the end (else nothing is)
         authority = head.authority or head.host or b""
         authz = ctx.authz
         if authz is not None and self._denied(authz, head, authority):
@@ -975,7 +976,7 @@ class HttpDownstream(asyncio.Protocol):
         if head is None:
             return
         ctx = self.ctx
-        span, self.span = self.span, None
+        span = self.span  # kept for the tap (filters/tap.py) until the next request
         cluster = self.cluster.name if self.cluster is not None else ""
         duration = now - self.started
         if span is not None and ctx.tracer is not None:
@@ -995,7 +996,7 @@ class HttpDownstream(asyncio.Protocol):
                 head.request_id,
             )
         if ctx.access_logs:
-            trace_id = span.trace_id.decode() if span is not None else None
+            trace_id = span.trace_id.decode() if span is not None and span.trace_id else None
             upstream = f"{address}:{port}" if address else ""
             record = Record(self, wall, duration, status, flags, trace_id, cluster, upstream)
             for logger in ctx.access_logs:

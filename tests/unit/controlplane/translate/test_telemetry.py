@@ -82,10 +82,11 @@ def test_builtin_collector_once_known_and_nothing_without_tracing() -> None:
     [
         ("{tracing: {sampling: 101}}", "spec.tracing.sampling: must be <= 100"),
         ("{tracing: {backend: jaeger}}", "spec.tracing.backend: must be `builtin`"),
-        ("{tracing: {backend: {otlp: 'http://c:4318'}}}", "spec.tracing.backend.otlp: OTLP"),
+        ("{tracing: {backend: {otlp: 'grpc://c:4317'}}}", "backend.otlp: must be an http"),
+        ("{tracing: {backend: {otlp: 'http://c:1/v', zipkin: 'http://z:2/a'}}}", "exclusive"),
         ("{tracing: {backend: {zipkin: 'https://z:9411'}}}", "backend.zipkin: must be an http"),
         ("{tracing: {backend: {zipkin: 'http://z/api'}}}", "backend.zipkin: needs a port"),
-        ("{tracing: {backend: {}}}", "spec.tracing.backend: needs `zipkin: URL`"),
+        ("{tracing: {backend: {}}}", "spec.tracing.backend: needs `zipkin: URL` or `otlp"),
         ("{tracing: {rate: 5}}", "spec.tracing.rate: unknown field"),
         ("{accessLogs: {enabled: true, path: logs/a}}", "spec.accessLogs.path: must be an abs"),
     ],
@@ -96,3 +97,20 @@ def test_bad_mesh_settings_are_refused(spec: str, message: str) -> None:
     with pytest.raises(ApplyError, match=message.replace("(", r"\(")) as info:
         parse_resources(docs)
     assert "Mesh default" in str(info.value)
+
+
+def test_otlp_backend_reaches_the_sidecar() -> None:
+    docs = load_documents(
+        "apiVersion: gossamer.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\n"
+        "spec: {tracing: {sampling: 5, backend: {otlp: 'http://127.0.0.1:4318/v1/traces'}}}\n",
+        "mesh.yaml",
+    )
+    resources, nodes = load_case(CASE)
+    resources = [*(r for r in resources if r.KIND != "Mesh"), *parse_resources(docs)]
+    out = MeshTranslator(build_snapshot(resources)).for_proxy(nodes[0])
+    hcm = _hcm(compile_listener(out[e.LISTENER]["inbound:41001"]))
+    assert hcm.tracing == m.Tracing(
+        0.05, "gossamer:otlp", "/v1/traces", (("gossamer.version", "v1"),), "otlp"
+    )
+    cluster = compile_cluster(out[e.CLUSTER]["gossamer:otlp"])
+    assert (cluster.endpoints[0].address, cluster.endpoints[0].port) == ("127.0.0.1", 4318)

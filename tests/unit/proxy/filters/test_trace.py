@@ -12,6 +12,7 @@ from gossamer.proxy.filters.trace import (
     CLIENT,
     NONE,
     SERVER,
+    UNSAMPLED,
     W3C,
     Tracer,
     extract,
@@ -106,14 +107,24 @@ def test_tracer_continues_or_starts_and_samples() -> None:
     sink = Sink()
     tracer = Tracer(0.0, SERVER, "benigno", (("gossamer.workload", "benigno-v1"),), sink)
     span = tracer.start([(b"traceparent", b"00-" + TID + b"-" + SID + b"-01")])
+    assert span is not None
     assert span.trace_id == TID and span.parent_id == SID and span.sampled
     assert span.span_id != SID and len(span.span_id) == 16
-    fresh = tracer.start([])  # rate 0: a new trace, not sampled
-    assert len(fresh.trace_id) == 32 and fresh.parent_id is None and not fresh.sampled
+    fresh = tracer.start([])  # rate 0: a new trace, not sampled: only the decision goes on
+    assert fresh is UNSAMPLED and not fresh.sampled
+    assert fresh.block == b"b3: 0\r\nx-b3-sampled: 0\r\n"
+    assert dict(fresh.headers()) == {b"b3": b"0", b"x-b3-sampled": b"0"}
     tracer.finish(fresh, 0.001, b"GET", b"/", b"h", 200, "", "r", "", None, "c")
     assert sink.spans == []
+    # The caller said "not sampled": nothing to do, its headers go on as they are.
+    assert tracer.start([(b"traceparent", b"00-" + TID + b"-" + SID + b"-00")]) is None
+    assert tracer.start([(b"b3", b"0")]) is None
+    # Ids without a decision: ours (rate 0: not sampled), written for the next hops.
+    undecided = tracer.start([(b"b3", TID + b"-" + SID)])
+    assert undecided is not None and not undecided.sampled and undecided.trace_id == TID
+    assert dict(undecided.headers())[b"b3"] == TID + b"-" + undecided.span_id + b"-0-" + SID
     half = Tracer(0.5, CLIENT, "magnanimo", (), sink, random.Random(1))
-    sampled = sum(half.start([]).sampled for _ in range(2000))
+    sampled = sum(bool(s and s.sampled) for s in (half.start([]) for _ in range(2000)))
     assert 850 < sampled < 1150
 
 
@@ -121,6 +132,7 @@ def test_zipkin_span_fields() -> None:
     sink = Sink()
     tracer = Tracer(1.0, CLIENT, "magnanimo", (("gossamer.workload", "magnanimo"),), sink)
     span = tracer.start([(b"b3", TID + b"-" + SID + b"-1")])
+    assert span is not None
     tracer.finish(
         span,
         0.0123,
@@ -147,3 +159,32 @@ def test_zipkin_span_fields() -> None:
     assert tags["error"] == "UH" and tags["http.url"] == "/hello?name=x"
     assert tags["peer.identity"].startswith("spiffe://")
     assert tags["gossamer.workload"] == "magnanimo" and tags["gossamer.route"] == "benigno-route"
+
+
+def test_otlp_json() -> None:
+    import json
+
+    from gossamer.proxy.filters.trace import otlp_json
+
+    sink = Sink()
+    server = Tracer(1.0, SERVER, "benigno", (("gossamer.workload", "benigno-v1"),), sink)
+    client = Tracer(1.0, CLIENT, "magnanimo", (), sink)
+    span = server.start([(b"traceparent", b"00-" + TID + b"-" + SID + b"-01")])
+    other = client.start([])
+    assert span is not None and other is not None
+    server.finish(span, 0.002, b"GET", b"/a", b"h", 200, "", "r", "127.0.0.1", None, "c")
+    client.finish(other, 0.001, b"GET", b"/b", b"h", 503, "UF", "r", "", None, "x.default:1")
+    body = json.loads(otlp_json(sink.spans))
+    services = {
+        r["resource"]["attributes"][0]["value"]["stringValue"]: r["scopeSpans"][0]["spans"]
+        for r in body["resourceSpans"]
+    }
+    (s,) = services["benigno"]
+    assert s["traceId"] == TID.decode() and s["parentSpanId"] == SID.decode()
+    assert s["kind"] == 2 and s["name"] == "get /a" and s["status"] == {}
+    assert int(s["endTimeUnixNano"]) - int(s["startTimeUnixNano"]) == 2_000_000
+    attrs = {a["key"]: a["value"]["stringValue"] for a in s["attributes"]}
+    assert attrs["http.status_code"] == "200" and attrs["gossamer.workload"] == "benigno-v1"
+    (c,) = services["magnanimo"]
+    assert c["kind"] == 3 and "parentSpanId" not in c
+    assert c["status"] == {"code": 2, "message": "UF"}
