@@ -82,10 +82,12 @@ def _register() -> None:
         controlplane,
         dashboard,
         demo,
+        explain,
         proxy,
         resources,
         run,
         security,
+        tap,
     )
 
     cli.add_command(controlplane.controlplane)
@@ -97,6 +99,9 @@ def _register() -> None:
     cli.add_command(security.ca)
     cli.add_command(security.token)
     cli.add_command(check.check)
+    cli.add_command(tap.tap)
+    cli.add_command(tap.top)
+    cli.add_command(explain.explain)
     for command in resources.COMMANDS:
         cli.add_command(command)
 

@@ -28,7 +28,9 @@ from gossamer.controlplane.controller import MeshController
 from gossamer.controlplane.health import HealthReports
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
 from gossamer.controlplane.http.ca import ca_routes
+from gossamer.controlplane.http.explain import explain_routes
 from gossamer.controlplane.http.proxies import proxy_routes
+from gossamer.controlplane.http.tap import tap_routes
 from gossamer.controlplane.http.tokens import token_routes
 from gossamer.controlplane.memory import trim_when_grown
 from gossamer.controlplane.store import BaseStore, open_store
@@ -132,6 +134,8 @@ class ControlPlane:
                 ca_routes(self.controller),
                 token_routes(tokens),
                 health.routes(),
+                tap_routes(self.controller),
+                explain_routes(self.controller, health.endpoints),
             ],
         )
         app = create_app(ctx)
