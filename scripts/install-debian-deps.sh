@@ -5,14 +5,18 @@ set -euo pipefail
 
 profile="${1:-test}"
 case "$profile" in
-  test) packages=(curl nginx-light wrk) ;;
+  test) packages=(curl nginx-light wrk chromium) ;;
   bench) packages=(curl nginx-light libnginx-mod-stream haproxy wrk nghttp2-client util-linux) ;;
   browser) packages=(chromium chromium-driver) ;;
   all) packages=(curl nginx-light libnginx-mod-stream haproxy wrk nghttp2-client prometheus chromium chromium-driver iproute2 iptables tshark) ;;
   *) echo "unknown profile: $profile" >&2; exit 2 ;;
 esac
+# The metrics tests scrape sidecars and the control plane with a real Prometheus server.
+[ "$profile" = test ] && packages+=(prometheus)
 
 missing=()
+# The dashboard's libraries come from npm (make web); a node already on the PATH will do.
+[[ "$profile" == bench ]] || command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

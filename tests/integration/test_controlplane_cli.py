@@ -218,4 +218,4 @@ def test_dashboard_address_and_inventory_page(control_plane: ControlPlane) -> No
     assert url == control_plane.api + "/"
     page = httpx.get(url)
     assert page.status_code == 200
-    assert "Data plane proxies" in page.text
+    assert "<title>Gossamer</title>" in page.text and "/ui/app.js" in page.text

@@ -87,7 +87,9 @@ def _register() -> None:
         resources,
         run,
         security,
+        stat,
         tap,
+        traces,
     )
 
     cli.add_command(controlplane.controlplane)
@@ -102,6 +104,8 @@ def _register() -> None:
     cli.add_command(tap.tap)
     cli.add_command(tap.top)
     cli.add_command(explain.explain)
+    cli.add_command(stat.stat)
+    cli.add_command(traces.traces)
     for command in resources.COMMANDS:
         cli.add_command(command)
 

@@ -61,6 +61,7 @@ class SidecarOptions:
     workers: int = 1
     drain_timeout: float = 10.0
     header_timeout: float = 10.0
+    request_metrics: bool = True  # False: no per-request series (telemetry off)
     log_level: str = "info"
     log_format: str = "text"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -80,8 +81,12 @@ class SidecarOptions:
 class Sidecar:
     def __init__(self, options: SidecarOptions) -> None:
         self.options = options
-        self.runtime = Runtime(header_timeout=options.header_timeout)
-        self.workers = WorkerSupervisor(options.workers, options.log_level, options.header_timeout)
+        self.runtime = Runtime(
+            header_timeout=options.header_timeout, request_metrics=options.request_metrics
+        )
+        self.workers = WorkerSupervisor(
+            options.workers, options.log_level, options.header_timeout, options.request_metrics
+        )
         self.admin = AdminServer(AdminApi(self).handle)
         self.ads: Any = None  # gossamer.proxy.config.ads.AdsClient, imported only for xDS
         self.certs: Any = None  # gossamer.proxy.certs.CertManager, with xDS
@@ -178,6 +183,44 @@ class Sidecar:
             out["gossamer_certificate_renewals_total"] = float(self.certs.renewals)
         return out
 
+    def metric_labels(self) -> st.Labels:
+        """This workload's identity, listener directions and cluster services."""
+        node = self.options.node
+        local = st.Identity(
+            node.namespace,
+            node.service or node.gateway or st.UNKNOWN,
+            node.workload or st.UNKNOWN,
+            node.labels.get("version", st.UNKNOWN),
+        )
+        config = self.runtime.config
+        if config is None:
+            return st.Labels(local)
+        # A gateway's listeners face clients outside the mesh, but for metrics the gateway
+        # is the caller of the services it routes to: its requests are outbound.
+        return st.Labels(
+            local,
+            {
+                name: "outbound" if node.gateway else lst.direction
+                for name, lst in config.listeners.items()
+            },
+            {
+                name: (c.metadata.get("namespace", st.UNKNOWN), c.metadata["service"])
+                for name, c in config.clusters.items()
+                if c.metadata.get("service")
+            },
+        )
+
+    def metric_info(self) -> dict[str, dict[str, str]]:
+        """The xDS versions in use, as an info gauge (value 1, versions as labels)."""
+        config = self.runtime.config
+        if config is None:
+            return {}
+        versions = {
+            url.rsplit(".", 1)[-1].lower(): version
+            for url, version in sorted(config.versions.items())
+        }
+        return {"gossamer_config_info": versions}
+
     async def listeners(self) -> list[dict[str, Any]]:
         answers = await self.workers.ask("listeners")
         return [self.runtime.describe(), *(a for a in answers if a is not None)]
@@ -230,6 +273,10 @@ class Sidecar:
     # --- running -----------------------------------------------------------------------
 
     def on_config(self, config: m.ProxyConfig) -> None:
+        node = self.options.node
+        # Who we are, for span service names; our token, for the built-in collector.
+        local = m.LocalInfo(node.service, node.workload, node.namespace, self.options.token)
+        config = replace(config, local=local)
         certs = self.certs
         if certs is not None:
             self._raw = config

@@ -27,9 +27,11 @@ ORPHAN_DRAIN = 5.0  # the main process died: finish what is in flight, briefly
 
 
 class Worker:
-    def __init__(self, index: int, header_timeout: float) -> None:
+    def __init__(self, index: int, header_timeout: float, request_metrics: bool = True) -> None:
         self.index = index
-        self.runtime = Runtime(Stats(), header_timeout=header_timeout, worker=index)
+        self.runtime = Runtime(
+            Stats(), header_timeout=header_timeout, worker=index, request_metrics=request_metrics
+        )
         self.channel: Channel | None = None
         self.done = asyncio.Event()
         self._exiting = False
@@ -132,7 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     configure(options.get("--log-level", "info"))
     import uvloop
 
-    worker = Worker(int(options["--index"]), float(options.get("--header-timeout", 10.0)))
+    worker = Worker(
+        int(options["--index"]),
+        float(options.get("--header-timeout", 10.0)),
+        options.get("--request-metrics", "on") != "off",
+    )
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(worker.run(int(options["--fd"])))
 

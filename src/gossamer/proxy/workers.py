@@ -49,10 +49,17 @@ class WorkerProcess:
 
 
 class WorkerSupervisor:
-    def __init__(self, count: int, log_level: str = "info", header_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        count: int,
+        log_level: str = "info",
+        header_timeout: float = 10.0,
+        request_metrics: bool = True,
+    ) -> None:
         self.workers = [WorkerProcess(i) for i in range(1, count)]
         self.log_level = log_level
         self.header_timeout = header_timeout
+        self.request_metrics = request_metrics
         self.generation = 0
         self._blob: bytes | None = None
         self._ids = itertools.count(1)
@@ -84,6 +91,8 @@ class WorkerSupervisor:
             self.log_level,
             "--header-timeout",
             str(self.header_timeout),
+            "--request-metrics",
+            "on" if self.request_metrics else "off",
         ]
         worker.proc = subprocess.Popen(args, pass_fds=(child.fileno(),), close_fds=True)
         child.close()

@@ -45,6 +45,10 @@ class AdminTarget(Protocol):
 
     def gauges(self) -> dict[str, float]: ...
 
+    def metric_labels(self) -> st.Labels: ...
+
+    def metric_info(self) -> dict[str, dict[str, str]]: ...
+
     async def listeners(self) -> list[dict[str, Any]]: ...
 
     def tap(self, filter: TapFilter) -> AsyncIterator[bytes]: ...
@@ -111,7 +115,9 @@ class AdminApi:
 
     async def _prometheus(self) -> tuple[int, str, bytes]:
         snapshot = await self.target.stats_snapshot()
-        return 200, PROMETHEUS, st.prometheus(snapshot, self.target.gauges()).encode()
+        t = self.target
+        text = st.prometheus(snapshot, t.gauges(), t.metric_labels(), t.metric_info())
+        return 200, PROMETHEUS, text.encode()
 
     async def _listeners(self) -> tuple[int, str, bytes]:
         return _json(200, await self.target.listeners())

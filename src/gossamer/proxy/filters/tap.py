@@ -155,6 +155,7 @@ class Tapper:
         head = down.head
         assert head is not None
         direction = down.ctx.listener.direction
+        span = down.span  # the hop's span while the sidecar traces this request
         if ep is None and down.upstream is not None:
             ep = down.upstream.ep
         if direction == "inbound":
@@ -187,7 +188,7 @@ class Tapper:
             "status": status,
             "latencyMs": round((now - down.started) * 1000, 3),
             "flags": flags or None,
-            "traceId": _trace_id(head.get),
+            "traceId": span.trace_id.decode() if span is not None else _trace_id(head.get),
             "source": source,
             "destination": destination,
         }

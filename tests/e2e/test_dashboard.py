@@ -1,0 +1,262 @@
+"""The dashboard in a real browser (Debian's chromium, headless) against a real control plane
+running the canary topology with traffic: one mesh and one browser for the whole module.
+
+Pages whose API another branch builds (metrics, traces, tap, explain) are tested when the
+control plane has that API; until then the test skips, saying which endpoint it waits for,
+and the page itself must say "not available" cleanly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gossamer.demo.runner import Demo
+from gossamer.demo.scenarios import CANARY
+from gossamer.demo.traffic import Driver
+from tests.support.browser import VIEWPORT, browser, collect_errors, screenshot
+from tests.support.processes import Process
+from tests.support.wait import wait_for
+from tests.support.xds_clients import NACK_ERROR
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CANARY_90_10 = (ROOT / "examples/canary/canary-90-10.yaml").read_text()
+
+
+@dataclass
+class Mesh:
+    api: str
+    xds: str
+    token: str
+    demo: Demo
+
+    def missing(self, path: str) -> bool:
+        """The control plane has no such endpoint (the generic route answers unknown kind)."""
+        r = httpx.get(self.api + path, timeout=10)
+        return r.status_code == 404 and str(r.json().get("error", "")).startswith("unknown kind")
+
+    def skip_unless(self, path: str, owner: str) -> None:
+        if self.missing(path):
+            pytest.skip(f"{path} is not on this branch yet (obs-contract.md, owner: {owner})")
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[Mesh]:
+    demo = Demo(CANARY, out=io.StringIO())
+    driver: Driver | None = None
+    nacker: Process | None = None
+    with tempfile.TemporaryDirectory(prefix="gossamer-dashboard-") as tmp:
+        try:
+            port = demo.start_mesh(Path(tmp))
+            driver = Driver("http", "127.0.0.1", port, CANARY.classify, CANARY.path, max_rate=100)
+            driver.start()
+            demo._warm_up(driver)
+            demo.apply(CANARY_90_10)
+            xds = json.loads((Path(tmp) / "cp" / "controlplane.json").read_text())["xds"]
+            # A sidecar that rejects its listeners: the proxies page must flag it.
+            nacker = Process(
+                "nacker",
+                [sys.executable, "-m", "tests.support.xds_clients", "--xds", xds, "--token",
+                 demo.token, "--count", "1", "--prefix", "nacker-", "--nack", "nacker-0"],
+                Path(tmp) / "nacker.log",
+            ).start()  # fmt: skip
+            yield Mesh(demo.api, xds, demo.token, demo)
+        finally:
+            if nacker is not None:
+                nacker.stop()
+            if driver is not None:
+                driver.stop()
+            demo.stop_all()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with browser() as b:
+        yield b
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors = collect_errors(page)
+    yield page
+    context.close()
+    assert errors == [], f"script errors on the page: {errors}"
+
+
+def open_page(page: Any, mesh: Mesh, route: str) -> None:
+    page.goto(f"{mesh.api}/#/{route}")
+    page.wait_for_selector("body[data-ready=true]")
+
+
+def test_overview_lists_the_services(page: Any, mesh: Mesh) -> None:
+    open_page(page, mesh, "overview")
+    services = page.locator("#services tbody")
+    services.get_by_role("link", name="benigno", exact=True).wait_for()
+    services.get_by_role("link", name="magnanimo", exact=True).wait_for()
+    cards = page.locator(".cards").inner_text()
+    assert "STRICT" in cards  # the mesh's mTLS mode (no Mesh resource: the default)
+    assert "root expires in" in cards  # certificate expiry from /api/v1/ca
+    screenshot(page, "overview")
+
+
+def test_a_nacking_proxy_is_flagged(page: Any, mesh: Mesh) -> None:
+    open_page(page, mesh, "proxies")
+    row = page.locator('#proxies tr[data-proxy="nacker-0"]')
+    row.wait_for()
+    wait_for(lambda: row.get_attribute("data-state") == "nacking", timeout=15, message="NACK")
+    text = row.inner_text()
+    assert "NACKing" in text and NACK_ERROR in text
+    # The healthy sidecars are not flagged.
+    assert page.locator('#proxies tr[data-proxy="magnanimo"]').get_attribute("data-state") == (
+        "connected"
+    )
+    screenshot(page, "proxies")
+    # Overview counts it, and lists it under the proxies needing attention.
+    page.get_by_role("link", name="Overview").click()
+    page.locator("#attention").get_by_role("link", name="nacker-0").wait_for()
+    # Its page shows the NACK and the config dump, searchable.
+    page.goto(f"{mesh.api}/#/proxy/magnanimo")
+    page.locator("#config-search").fill("benigno")
+    page.locator("pre.json mark").first.wait_for()
+    screenshot(page, "proxy")
+
+
+def test_policies_show_yaml(page: Any, mesh: Mesh) -> None:
+    open_page(page, mesh, "policies/HTTPRoute.gateway.networking.k8s.io/default/benigno-canary")
+    yaml = page.locator("pre.yaml")
+    yaml.wait_for()
+    text = yaml.inner_text()
+    assert "kind: HTTPRoute" in text and "weight: 90" in text, text
+    screenshot(page, "policies")
+
+
+def test_explain_form_returns_an_explanation(page: Any, mesh: Mesh) -> None:
+    open_page(page, mesh, "policies")
+    if mesh.missing("/api/v1/explain"):
+        # The form must say so cleanly; the test of the answer waits for the endpoint.
+        page.locator("#ex-source").fill("workload/magnanimo")
+        page.locator("#ex-dest").fill("benigno:5000")
+        page.get_by_role("button", name="Explain").click()
+        page.locator("#explain-result").get_by_text("not available").wait_for()
+        mesh.skip_unless("/api/v1/explain", "tapx")
+    page.locator("#ex-source").fill("workload/magnanimo")
+    page.locator("#ex-dest").fill("benigno:5000")
+    page.locator("#ex-path").fill("/hello")
+    page.get_by_role("button", name="Explain").click()
+    summary = page.locator("#explain-result .summary")
+    summary.wait_for()
+    assert "routed" in summary.inner_text()
+    assert page.locator("#explain-result table").first.inner_text().count("\n") >= 2
+    screenshot(page, "explain")
+
+
+def _split_of_last_point(page: Any) -> float | None:
+    fig = page.locator('figure[aria-label="Requests per second"]')
+    if fig.count() == 0:
+        return None
+    last = json.loads(fig.get_attribute("data-last") or "{}")
+    v1, v2 = last.get("v1") or 0.0, last.get("v2") or 0.0
+    return float(v2 / (v1 + v2)) if v1 + v2 > 0 else None
+
+
+def test_service_chart_follows_the_split(page: Any, mesh: Mesh) -> None:
+    open_page(page, mesh, "service/default/benigno")
+    # Configured split from the HTTPRoute, whatever the metrics.
+    split = page.locator("table#split")
+    split.get_by_text("benigno-v2").wait_for()
+    assert "10%" in split.inner_text() and "90%" in split.inner_text()
+    if mesh.missing("/api/v1/stats/series"):
+        page.get_by_text("Time series: not available").wait_for()
+        mesh.skip_unless("/api/v1/stats/series", "metrics")
+    # The last point of the requests/s chart: v2's share near the configured 10%
+    # (~100 req/s over a 10 s step: 4 standard errors are under 4 points).
+    share = wait_for(
+        lambda: (s := _split_of_last_point(page)) is not None and abs(s - 0.10) < 0.05 and s,
+        timeout=45,
+        message="the chart's last point to show the 90/10 split",
+    )
+    assert share
+    screenshot(page, "service")
+
+
+def test_topology_shows_magnanimo_calling_benigno(page: Any, mesh: Mesh) -> None:
+    open_page(page, mesh, "topology")
+    if mesh.missing("/api/v1/stats"):
+        page.get_by_text("Traffic edges: not available").wait_for()
+        screenshot(page, "topology")
+        mesh.skip_unless("/api/v1/stats", "metrics")
+    page.locator('#edges tr[data-edge="magnanimo>benigno"]').wait_for(timeout=30_000)
+    # The graph has the same edge, and a click on a node opens its page.
+    assert page.evaluate(
+        "() => window.gossamerGraph.edges().some(e => e.source().data('name') === 'magnanimo'"
+        " && e.target().data('name') === 'benigno')"
+    )
+    screenshot(page, "topology")
+    page.get_by_role("link", name="benigno", exact=True).first.click()
+    page.wait_for_url("**/#/service/default/benigno")
+
+
+def test_traces_and_tap_pages(page: Any, mesh: Mesh) -> None:
+    open_page(page, mesh, "traces")
+    if mesh.missing("/api/v1/traces"):
+        page.get_by_text("Traces: not available").wait_for()
+    else:
+        page.locator("table#traces").wait_for()
+    screenshot(page, "traces")
+    page.get_by_role("link", name="Tap").click()
+    page.locator("#tap-target").select_option("svc/benigno")
+    page.get_by_role("button", name="Start").click()
+    if mesh.missing("/api/v1/tap"):
+        page.get_by_text("Tap: not available").wait_for()
+    else:
+        page.locator("#tap-table tbody tr").first.wait_for(timeout=20_000)
+        page.get_by_role("button", name="Stop").click()
+    screenshot(page, "tap")
+
+
+def test_pages_work_without_the_libraries(chromium: Any, mesh: Mesh) -> None:
+    """No charts, graph or YAML library installed: tables still show everything."""
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    errors = collect_errors(page)
+    page.route("**/ui/vendor/**", lambda route: route.fulfill(status=404, body="not installed"))
+    try:
+        open_page(page, mesh, "topology")
+        page.get_by_text("graph library not installed").wait_for()
+        page.locator("#edges").wait_for()
+        page.goto(f"{mesh.api}/#/policies/HTTPRoute/default/benigno-canary")
+        assert "weight: 90" in page.locator("pre.yaml").inner_text()  # our own YAML emitter
+        page.goto(f"{mesh.api}/#/overview")
+        page.locator("#services").get_by_role("link", name="benigno", exact=True).wait_for()
+        assert "library missing" in page.locator("#libs").inner_text()
+    finally:
+        context.close()
+    assert errors == []
+
+
+def test_keyboard_reaches_every_page(page: Any, mesh: Mesh) -> None:
+    open_page(page, mesh, "overview")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for _ in range(20):  # bounded: the nav comes first
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Proxies":
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/#/proxies")
+    assert page.locator('nav.top a[aria-current="page"]').inner_text() == "Proxies"
+    page.locator("#proxies").wait_for()
