@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,7 +200,9 @@ class Merge:
             self.put(None)
 
 
-async def merged(records: list[ProxyRecord], req: TapRequest) -> AsyncIterator[dict[str, Any]]:
+async def merged(
+    records: list[ProxyRecord], req: TapRequest
+) -> AsyncGenerator[dict[str, Any], None]:
     """The merged stream, ending with the "end" line (cancel it to stop early)."""
     merge = Merge()
     deadline = time.monotonic() + req.duration
@@ -254,8 +256,11 @@ def tap_routes(controller: MeshController) -> Callable[[FastAPI], None]:
             records = sidecars_of(controller, req.target)
 
             async def lines() -> AsyncIterator[bytes]:
-                async for item in merged(records, req):
-                    yield json.dumps(item, separators=(",", ":")).encode() + b"\n"
+                # aclosing: a reader that goes away closes the sidecars' streams now,
+                # not when the garbage collector finds the generator.
+                async with contextlib.aclosing(merged(records, req)) as items:
+                    async for item in items:
+                        yield json.dumps(item, separators=(",", ":")).encode() + b"\n"
 
             return StreamingResponse(lines(), media_type="application/x-ndjson")
 
