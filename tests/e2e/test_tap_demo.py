@@ -40,11 +40,12 @@ def test_tap_top_and_explain_while_the_canary_demo_runs() -> None:
     lines: list[str] = []
     try:
         assert demo.stdout is not None
-        api = ""
+        api = ingress = ""
         for line in demo.stdout:  # bounded: the demo prints its steps, then holds
             lines.append(line)
             if line.startswith("ingress on"):
                 api = line.rsplit("API and GUI: ", 1)[1].strip()
+                ingress = line.split()[2]  # 127.0.0.1:PORT/route1/hw2
             if line.startswith("holding after step"):
                 break
         assert api, "".join(lines)
@@ -77,6 +78,14 @@ def test_tap_top_and_explain_while_the_canary_demo_runs() -> None:
             ("benigno-v2", 10),
         ]
         assert any(s["resource"] == "HTTPRoute default/benigno-canary" for s in body["steps"])
+        # From the ingress gateway: its listener and the Ingress's route to magnanimo.
+        authority, _, path = ingress.partition("/")
+        body = json.loads(
+            _cli(api, "explain", "--from", "workload/ingress", "--to", authority,
+                 "--path", "/" + path, "-o", "json").stdout
+        )  # fmt: skip
+        assert body["outcome"] == "routed", body
+        assert [b["service"] for b in body["backends"]] == ["magnanimo"], body
     finally:
         if demo.poll() is None:
             demo.send_signal(signal.SIGINT)

@@ -130,13 +130,13 @@ def _source(
     assert translator is not None
     registry = translator.snapshot.registry
     nodes = sorted(
-        (r.node for r in controller.proxies.values() if r.node.kind == "sidecar" and r.streams),
+        (r.node for r in controller.proxies.values() if r.node.kind != "proxyless" and r.streams),
         key=lambda n: (n.outbound_http_port is None, n.id),
     )
     for node in nodes:
         if node.namespace != namespace:
             continue
-        if (kind == "workload" and node.workload == name) or (
+        if (kind == "workload" and name in (node.workload, node.gateway)) or (
             kind == "service" and node.service == name
         ):
             return node, False
@@ -337,6 +337,27 @@ def _fmt_seconds(s: float | None) -> str:
     return f"{s * 1000:g}ms" if s < 1 else f"{s:g}s"
 
 
+def _serving_listener(config: Config, authority: str, gateway: bool) -> str | None:
+    """The HTTP listener whose routes serve `authority` (a gateway's listeners face the
+    outside world: they are `inbound` to it)."""
+    port = authority.rpartition(":")[2] if ":" in authority else ""
+    fallback = None
+    for name in config.listeners():
+        lst = config.listener(name)
+        if lst is None or (lst.direction == "inbound" and not gateway):
+            continue
+        handler = lst.handler
+        if not isinstance(handler, m.HttpConnectionManager):
+            continue
+        table = config.route_table(handler)
+        if table is None or table.virtual_host(authority) is None:
+            continue
+        if port and str(lst.port) == port:
+            return name
+        fallback = fallback or name
+    return fallback
+
+
 def explain(
     controller: MeshController,
     req: ExplainRequest,
@@ -421,7 +442,7 @@ def _walk(
         f"a sidecar of {ex.source['kind']} {req.namespace}/{ex.source['name']} as it would be "
         "configured (no such sidecar is connected)"
         if synthetic
-        else f"sidecar {node.id}"
+        else f"{'gateway' if node.kind == 'gateway' else 'sidecar'} {node.id}"
     )
 
     # 1. The listener the app's request arrives on.
@@ -432,6 +453,10 @@ def _walk(
         listener_name, via = explicit, "the explicit outbound port for this host:port"
     elif OUTBOUND_HTTP in config.listeners():
         listener_name, via = OUTBOUND_HTTP, "the HTTP proxy listener (the app's HTTP_PROXY)"
+    else:
+        # A gateway: the HTTP listener whose routes serve this authority (its port).
+        listener_name = _serving_listener(config, authority, node.kind == "gateway")
+        via = "the gateway listener serving this host"
     listener = config.listener(listener_name) if listener_name else None
     if listener is None:
         ex.outcome = "no-listener"
