@@ -48,6 +48,7 @@ class StreamReader:
             self.status = int(head.split(b" ", 2)[1])
             chunked = b"transfer-encoding: chunked" in head.lower()
             text = b""
+            ended = False
             while True:
                 if chunked:
                     while b"\r\n" in buf:
@@ -58,15 +59,18 @@ class StreamReader:
                         text += rest[:size]
                         buf = rest[size + 2 :]
                         if size == 0:
-                            return
+                            ended = True
+                            break
                 else:
                     text, buf = text + buf, b""
-                while b"\n" in text:
+                if self.status != 200:
+                    self.body = text.decode(errors="replace")
+                while self.status == 200 and b"\n" in text:
                     line, text = text.split(b"\n", 1)
                     if line.strip():
                         self.lines.put(json.loads(line))
-                if self.status != 200:
-                    self.body = text.decode(errors="replace")
+                if ended:
+                    return
                 data = self.sock.recv(65536)
                 if not data:
                     return

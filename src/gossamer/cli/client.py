@@ -154,6 +154,22 @@ class Client:
         except httpx.ConnectError:
             raise CliError(f"cannot reach the control plane at {self.target.api}") from None
 
+    def ndjson(self, endpoint: str, /, **params: Any) -> Iterator[dict[str, Any]]:
+        """A streamed NDJSON response, object by object (tap)."""
+        query = {k: v for k, v in params.items() if v is not None}
+        try:
+            with self._http.stream("GET", endpoint, params=query, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiError(response.status_code, _message(response), _details(response))
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except httpx.ConnectError:
+            raise CliError(f"cannot reach the control plane at {self.target.api}") from None
+        except httpx.HTTPError as exc:
+            raise CliError(f"stream from {self.target.api} failed: {exc}") from None
+
 
 class ApiError(CliError):
     def __init__(self, status: int, message: str, details: Any) -> None:

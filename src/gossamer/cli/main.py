@@ -82,11 +82,13 @@ def _register() -> None:
         controlplane,
         dashboard,
         demo,
+        explain,
         proxy,
         resources,
         run,
         security,
         stat,
+        tap,
         traces,
     )
 
@@ -99,6 +101,9 @@ def _register() -> None:
     cli.add_command(security.ca)
     cli.add_command(security.token)
     cli.add_command(check.check)
+    cli.add_command(tap.tap)
+    cli.add_command(tap.top)
+    cli.add_command(explain.explain)
     cli.add_command(stat.stat)
     cli.add_command(traces.traces)
     for command in resources.COMMANDS:

@@ -29,7 +29,9 @@ from gossamer.controlplane.controller import MeshController
 from gossamer.controlplane.health import HealthReports
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
 from gossamer.controlplane.http.ca import ca_metrics, ca_routes
+from gossamer.controlplane.http.explain import explain_routes
 from gossamer.controlplane.http.proxies import proxy_routes
+from gossamer.controlplane.http.tap import tap_routes
 from gossamer.controlplane.http.tokens import token_routes
 from gossamer.controlplane.http.traces import trace_routes
 from gossamer.controlplane.http.ui import ui_routes
@@ -141,6 +143,8 @@ class ControlPlane:
                 ca_routes(self.controller),
                 token_routes(tokens),
                 health.routes(),
+                tap_routes(self.controller),
+                explain_routes(self.controller, health.endpoints),
                 stats_routes(self.collector, self._own_metrics),
                 trace_routes(self.traces),
                 ui_routes(),

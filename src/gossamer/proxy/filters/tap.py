@@ -131,13 +131,19 @@ class Tapper:
         path = head.path.decode("latin-1")
         authority = (head.authority or head.host or b"").decode("latin-1")
         record: dict[str, Any] | None = None
-        for sub in list(self.subscriptions.values()):
+        names: list[tuple[str, bytes]] = []
+        subs = list(self.subscriptions.values())
+        for sub in subs:
             if not sub.filter.matches(method, path, authority):
                 continue
             if record is None:
+                # One pass over the headers: their names, and the trace id among them.
+                names = [(n.lower().decode("latin-1"), v) for n, v in head.headers[:MAX_HEADERS]]
                 record = self._record(down, status, now, flags, ep, method, path, authority)
-            out = dict(record)
-            out["headers"] = _headers(head.headers, sub.filter.show_headers)
+                if record["traceId"] is None:
+                    record["traceId"] = _trace_id(names)
+            out = record if len(subs) == 1 else dict(record)
+            out["headers"] = _headers(names, sub.filter.show_headers)
             sub.deliver(out)
 
     def _record(
@@ -155,6 +161,7 @@ class Tapper:
         head = down.head
         assert head is not None
         direction = down.ctx.listener.direction
+        span = down.span  # the hop's span while the sidecar traces this request
         if ep is None and down.upstream is not None:
             ep = down.upstream.ep
         if direction == "inbound":
@@ -178,7 +185,7 @@ class Tapper:
                 destination["address"] = f"{ep.address}:{ep.port}"
         return {
             "type": "request",
-            "time": round(time.time() - (now - down.started), 6),
+            "time": time.time() - (now - down.started),
             "proxy": me.proxy,
             "direction": direction,
             "method": method,
@@ -187,40 +194,41 @@ class Tapper:
             "status": status,
             "latencyMs": round((now - down.started) * 1000, 3),
             "flags": flags or None,
-            # The hop's own span when it traces (a trace may start here), else headers.
-            "traceId": (
-                down.span.trace_id.decode()
-                if down.span is not None and down.span.trace_id
-                else _trace_id(head.get)
-            ),
+            "traceId": span.trace_id.decode() if span is not None else None,
             "source": source,
             "destination": destination,
         }
 
 
-def _headers(headers: Any, show: bool) -> dict[str, str]:
+def _headers(names: list[tuple[str, bytes]], show: bool) -> dict[str, str]:
+    """`names`: (lower-case name, value) pairs."""
+    if not show:
+        return dict.fromkeys((k for k, _ in names), REDACTED)
     out: dict[str, str] = {}
-    for name, value in headers[:MAX_HEADERS]:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1") if show else REDACTED
-        out[key] = f"{out[key]}, {text}" if key in out and show else text
+    for key, value in names:
+        text = value.decode("latin-1")
+        out[key] = f"{out[key]}, {text}" if key in out else text
     return out
 
 
-def _trace_id(get: Callable[[bytes], bytes | None]) -> str | None:
+def _trace_id(names: list[tuple[str, bytes]]) -> str | None:
     """From W3C traceparent, B3 multi or B3 single headers, if the request has one."""
-    tp = get(b"traceparent")
+    found = {k: v for k, v in names if k in _TRACE_HEADERS}
+    tp = found.get("traceparent")
     if tp is not None:
         parts = tp.split(b"-")
         if len(parts) >= 2:
             return parts[1].decode("latin-1")
-    b3 = get(b"x-b3-traceid")
+    b3 = found.get("x-b3-traceid")
     if b3 is not None:
         return b3.decode("latin-1")
-    single = get(b"b3")
+    single = found.get("b3")
     if single is not None and b"-" in single:
         return single.split(b"-")[0].decode("latin-1")
     return None
+
+
+_TRACE_HEADERS: Final = frozenset({"traceparent", "x-b3-traceid", "b3"})
 
 
 # The process's tapper while anyone taps, else None (what io/http.py tests).

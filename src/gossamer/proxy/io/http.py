@@ -267,10 +267,10 @@ class HttpDownstream(asyncio.Protocol):
                 self._finish_endpoint(0, monotonic(), record=False)
                 if self.rstats is not None:  # counted, as the status it got (0: none)
                     self.rstats.record(self.status, monotonic() - self.started)
+                if _tap.sink is not None:  # before _observe_end, which ends the span
+                    _tap.sink.offer(self, self.status, monotonic(), "DC")
                 if self.wall:
                     self._observe_end(self.status, "DC", monotonic())
-                if _tap.sink is not None:
-                    _tap.sink.offer(self, self.status, monotonic(), "DC")
 
     def data_received(self, data: bytes) -> None:
         state = self.state
@@ -962,10 +962,10 @@ class HttpDownstream(asyncio.Protocol):
             ep.observe_rtt(now - self.started, now)
         if record and self.rstats is not None:
             self.rstats.record(status, now - self.started)
-        if record and self.wall:
-            self._observe_end(status, flags, now, ep.address, ep.port)
         if record and _tap.sink is not None:
             _tap.sink.offer(self, status, now, flags, ep)
+        if record and self.wall:
+            self._observe_end(status, flags, now, ep.address, ep.port)
 
     def _observe_end(
         self, status: int, flags: str, now: float, address: str = "", port: int = 0
@@ -1088,11 +1088,11 @@ class HttpDownstream(asyncio.Protocol):
         if ctx.request_metrics:
             rstats = self.rstats or stats.for_series((NO_CLUSTER, "", self.peer_label, "", ""))
             rstats.record(status, now - self.started)
+        if _tap.sink is not None:
+            _tap.sink.offer(self, status, now, flags)
         if self.wall:
             self.tx += len(body)
             self._observe_end(status, flags, now)
-        if _tap.sink is not None:
-            _tap.sink.offer(self, status, now, flags)
         plan = self.resp_plan
         if plan is not None and not plan.empty:
             if plan.dynamic:  # %REQ(:AUTHORITY)% in a direct response's headers
