@@ -24,7 +24,7 @@ from gossamer.demo.runner import Demo
 from gossamer.demo.scenarios import CANARY
 from gossamer.demo.traffic import Driver
 from tests.support.browser import VIEWPORT, browser, collect_errors, screenshot
-from tests.support.processes import Process
+from tests.support.processes import ControlPlane, Process
 from tests.support.wait import wait_for
 from tests.support.xds_clients import NACK_ERROR
 
@@ -97,8 +97,9 @@ def page(chromium: Any) -> Iterator[Any]:
     assert errors == [], f"script errors on the page: {errors}"
 
 
-def open_page(page: Any, mesh: Mesh, route: str) -> None:
-    page.goto(f"{mesh.api}/#/{route}")
+def open_page(page: Any, mesh: Mesh | str, route: str) -> None:
+    api = mesh if isinstance(mesh, str) else mesh.api
+    page.goto(f"{api}/#/{route}")
     page.wait_for_selector("body[data-ready=true]")
 
 
@@ -210,21 +211,64 @@ def test_topology_shows_magnanimo_calling_benigno(page: Any, mesh: Mesh) -> None
     page.wait_for_url("**/#/service/default/benigno")
 
 
-def test_traces_and_tap_pages(page: Any, mesh: Mesh) -> None:
+def _trace(now_us: int) -> tuple[str, list[dict[str, Any]]]:
+    """A three-hop trace as sidecars export it: ingress -> magnanimo -> benigno (v2 fails)."""
+    trace = f"{now_us:032x}"
+    ep = lambda name: {"serviceName": name, "ipv4": "127.0.0.1"}  # noqa: E731
+    spans = [
+        {"traceId": trace, "id": "a" * 16, "name": "get /route1/hw2", "kind": "SERVER",
+         "timestamp": now_us, "duration": 9000, "localEndpoint": ep("ingress"),
+         "tags": {"http.method": "GET", "http.status_code": "500"}},
+        {"traceId": trace, "id": "b" * 16, "parentId": "a" * 16, "name": "get /hw2",
+         "kind": "SERVER", "timestamp": now_us + 1000, "duration": 7000,
+         "localEndpoint": ep("magnanimo"), "tags": {"http.status_code": "500"}},
+        {"traceId": trace, "id": "c" * 16, "parentId": "b" * 16, "name": "get /hello",
+         "kind": "SERVER", "timestamp": now_us + 2500, "duration": 4000,
+         "localEndpoint": ep("benigno"), "tags": {"http.status_code": "500", "error": "true"}},
+    ]  # fmt: skip
+    return trace, spans
+
+
+def test_traces_list_and_waterfall(page: Any, mesh: Mesh) -> None:
     open_page(page, mesh, "traces")
     if mesh.missing("/api/v1/traces"):
         page.get_by_text("Traces: not available").wait_for()
-    else:
-        page.locator("table#traces").wait_for()
+        screenshot(page, "traces")
+        mesh.skip_unless("/api/v1/traces", "tracing")
+    # Spans posted to the built-in collector, as a sidecar's exporter does.
+    import time
+
+    trace, spans = _trace(int(time.time() * 1e6))
+    r = httpx.post(
+        mesh.api + "/api/v2/spans",
+        json=spans,
+        headers={"authorization": f"Bearer {mesh.token}"},
+        timeout=10,
+    )
+    assert r.status_code == 202, r.text
+    row = page.locator("table#traces").get_by_role("link", name="ingress get /route1/hw2").first
+    row.wait_for(timeout=10_000)  # the list refreshes every 5 s
     screenshot(page, "traces")
-    page.get_by_role("link", name="Tap").click()
+    page.goto(f"{mesh.api}/#/trace/{trace}")
+    rows = page.locator(".waterfall .span-row:not(.span-head)")
+    rows.nth(2).wait_for()
+    names = [rows.nth(i).locator(".span-name strong").inner_text() for i in range(3)]
+    assert names == ["ingress", "magnanimo", "benigno"]  # nested by parent, in time order
+    assert page.locator(".waterfall .span-error").count() >= 1
+    screenshot(page, "trace")
+
+
+def test_tap_page(page: Any, mesh: Mesh) -> None:
+    open_page(page, mesh, "tap")
     page.locator("#tap-target").select_option("svc/benigno")
     page.get_by_role("button", name="Start").click()
     if mesh.missing("/api/v1/tap"):
         page.get_by_text("Tap: not available").wait_for()
-    else:
-        page.locator("#tap-table tbody tr").first.wait_for(timeout=20_000)
-        page.get_by_role("button", name="Stop").click()
+        screenshot(page, "tap")
+        mesh.skip_unless("/api/v1/tap", "tapx")
+    page.locator("#tap-table tbody tr").first.wait_for(timeout=20_000)
+    assert "benigno" in page.locator("#tap-table tbody").inner_text()
+    page.get_by_role("button", name="Stop").click()
     screenshot(page, "tap")
 
 
@@ -260,3 +304,121 @@ def test_keyboard_reaches_every_page(page: Any, mesh: Mesh) -> None:
     page.wait_for_url("**/#/proxies")
     assert page.locator('nav.top a[aria-current="page"]').inner_text() == "Proxies"
     page.locator("#proxies").wait_for()
+
+
+def _contract_stats(now: float) -> dict[str, Any]:
+    """Bodies shaped exactly as obs-contract.md's metrics section: what the pages consume."""
+    lat = {"p50": 1.5, "p95": 4.0, "p99": 9.0}
+    benigno = {"kind": "service", "namespace": "default", "name": "benigno", "requests": 6000,
+               "rps": 100.0, "successRate": 0.97, "latencyMs": lat,
+               "versions": {"v1": {"requests": 5400, "rps": 90.0, "successRate": 0.97},
+                            "v2": {"requests": 600, "rps": 10.0, "successRate": 0.97}}}  # fmt: skip
+    magnanimo = {**benigno, "name": "magnanimo", "successRate": 1.0, "versions": {}}
+    edge = {"kind": "edge", "source": {"namespace": "default", "name": "magnanimo"},
+            "destination": {"namespace": "default", "name": "benigno"}, "requests": 6000,
+            "rps": 100.0, "successRate": 0.97, "latencyMs": lat}  # fmt: skip
+    workload = {"kind": "workload", "namespace": "default", "name": "benigno-v2",
+                "service": "benigno", "version": "v2", "requests": 600, "rps": 10.0,
+                "successRate": 0.97, "latencyMs": lat}  # fmt: skip
+    points = [
+        {"t": now - 10 * (30 - i), "rps": 100.0, "successRate": 0.97, "latencyMs": lat,
+         "versions": {"v1": {"rps": 90.0}, "v2": {"rps": 10.0}}}
+        for i in range(30)
+    ]  # fmt: skip
+    return {
+        "service": {"kind": "StatList", "window": "1m", "time": now, "items": [benigno, magnanimo]},
+        "workload": {"kind": "StatList", "window": "1m", "time": now, "items": [workload]},
+        "edge": {"kind": "StatList", "window": "1m", "time": now, "items": [edge]},
+        "series": {"step": 10, "points": points},
+        "stream": {
+            "time": now,
+            "services": [benigno, magnanimo],
+            "workloads": [workload],
+            "edges": [edge],
+        },
+    }
+
+
+def test_metric_pages_render_the_contract(chromium: Any, mesh: Mesh) -> None:
+    """Until the metrics API is on this branch: the pages render bodies of the contract's
+    shape (answered by the browser) — charts, split, edges, graph, worst services."""
+    import time
+    from urllib.parse import parse_qs, urlsplit
+
+    bodies = _contract_stats(time.time())
+
+    def answer(route: Any) -> None:
+        url = urlsplit(route.request.url)
+        if url.path.endswith("/stream"):
+            data = json.dumps(bodies["stream"])
+            route.fulfill(status=200, content_type="text/event-stream",
+                          body=f"event: stats\ndata: {data}\n\n")  # fmt: skip
+            return
+        if url.path.endswith("/series"):
+            route.fulfill(status=200, json=bodies["series"])
+            return
+        kind = parse_qs(url.query).get("kind", ["service"])[0]
+        route.fulfill(status=200, json=bodies[kind])
+
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    errors = collect_errors(page)
+    page.route("**/api/v1/stats**", answer)
+    try:
+        open_page(page, mesh, "overview")
+        worst = page.locator("#worst")
+        worst.get_by_role("link", name="benigno").wait_for()
+        assert "97.0%" in worst.inner_text()
+        page.goto(f"{mesh.api}/#/service/default/benigno")
+        fig = page.locator('figure[aria-label="Requests per second"]')
+        fig.wait_for()
+        assert json.loads(fig.get_attribute("data-last") or "{}") == {
+            "total": 100.0,
+            "v1": 90.0,
+            "v2": 10.0,
+        }
+        page.locator("figure.chart canvas").first.wait_for()  # uPlot drew it
+        assert _split_of_last_point(page) == pytest.approx(0.10)
+        observed = json.loads(page.locator("table#split").get_attribute("data-observed") or "{}")
+        assert observed == {"v1": pytest.approx(0.9), "v2": pytest.approx(0.1)}
+        page.locator("#inbound").get_by_role("link", name="magnanimo").wait_for()
+        page.locator("#versions").get_by_text("benigno-v2").wait_for()
+        screenshot(page, "contract-service")
+        page.goto(f"{mesh.api}/#/topology")
+        page.locator('#edges tr[data-edge="magnanimo>benigno"]').wait_for()
+        page.wait_for_function("window.gossamerGraph && window.gossamerGraph.edges().length")
+        assert page.evaluate(
+            "() => window.gossamerGraph.edges().map(e => [e.source().data('name'),"
+            " e.target().data('name'), e.data('health')])"
+        ) == [["magnanimo", "benigno", "warn"]]
+        screenshot(page, "contract-topology")
+    finally:
+        context.close()
+    assert errors == []
+
+
+def test_a_reader_token_is_all_it_needs(chromium: Any, tmp_path: Path) -> None:
+    """A control plane that wants a token for every read: the page asks for one, works with
+    a reader token, and only ever sends GETs."""
+    cp = ControlPlane(tmp_path / "cp", "memory://", "--read-access", "token").start()
+    context = chromium.new_context(viewport=VIEWPORT)
+    try:
+        reader = cp.cli("token", "create", "--role", "reader", check=True).stdout.strip()
+        page = context.new_page()
+        errors = collect_errors(page)
+        methods: set[str] = set()
+        page.on("request", lambda request: methods.add(request.method))
+        open_page(page, cp.api, "overview")
+        page.get_by_text("needs a token").wait_for()
+        page.get_by_role("button", name="Token").click()
+        page.get_by_label("Token", exact=True).fill(reader)
+        page.get_by_role("button", name="Save").click()
+        page.locator("#services").get_by_text("no services yet").wait_for()
+        page.goto(f"{cp.api}/#/policies")
+        page.locator("nav.kinds").get_by_role("link", name="HTTPRoute (0)").wait_for()
+        page.locator("#live").get_by_text("live", exact=True).wait_for()
+        assert methods == {"GET"}, methods
+        assert errors == []
+    finally:
+        context.close()
+        cp.stop()

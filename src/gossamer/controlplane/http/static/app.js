@@ -794,7 +794,8 @@ function waterfall(spans) {
       h("div", { class: "span-name", role: "cell", style: `padding-left:${depth * 14}px` },
         h("strong", {}, s.localEndpoint?.serviceName || "?"), " ", s.name || "", " ", h("span", { class: "small" }, s.kind || "")),
       h("div", { class: "span-track", role: "cell" },
-        h("div", { class: `span-bar${error ? " span-error" : ""}`, style: `left:${left}%;width:${width}%`, title: JSON.stringify(s.tags || {}) }),
+        h("div", { class: "span-lane" },
+          h("div", { class: `span-bar${error ? " span-error" : ""}`, style: `left:${left}%;width:${width}%`, title: JSON.stringify(s.tags || {}) })),
         h("span", { class: "span-dur" }, ms((s.duration || 0) / 1000))));
   });
   return h("div", { class: "waterfall", role: "table", "aria-label": `waterfall, ${spans.length} spans, ${ms(total / 1000)}` },
@@ -871,7 +872,7 @@ function tokenDialog() {
     if (ev.submitter?.value === "cancel") return;
     if (input.value.trim()) sessionStorage.setItem(TOKEN_KEY, input.value.trim());
     else sessionStorage.removeItem(TOKEN_KEY);
-    loadInventory();
+    loadInventory().then(() => route());
   };
 }
 
