@@ -72,7 +72,17 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="gossamer --workers per sidecar")
     parser.add_argument("--no-pin", action="store_true", help="let the scheduler place everything")
-    parser.add_argument("--only", choices=["gossamer", "haproxy", "nginx", "bare"], action="append")
+    parser.add_argument(
+        "--only",
+        choices=["gossamer", "gossamer-telemetry", "haproxy", "nginx", "bare"],
+        action="append",
+    )
+    parser.add_argument(
+        "--telemetry",
+        choices=["all", "tracing", "sampled", "logs"],
+        help="also a gossamer pair with telemetry: all (tracing 100%% sampled and access "
+        "logs), tracing (100%%), sampled (tracing 1%%), logs (access logs only)",
+    )
     parser.add_argument(
         "--with-bare", action="store_true", help="also the bare uvloop+httptools relay pair"
     )
@@ -88,6 +98,8 @@ def main() -> int:
     proxy_core = None if args.no_pin else "1"
     args.load_core = None if args.no_pin else "0"
     names = args.only or ["gossamer", "haproxy", "nginx", *(["bare"] if args.with_bare else [])]
+    if args.telemetry and "gossamer-telemetry" not in names:
+        names.insert(1, "gossamer-telemetry")
     results: dict[str, list[Sample]] = {n: [] for n in names}
     memory_of: dict[str, list[tuple[str, float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="gossamer-bench-") as tmp:
@@ -97,6 +109,10 @@ def main() -> int:
         try:
             if "gossamer" in names:
                 topologies["gossamer"] = static_pair(work, up_port, proxy_core, args.workers)
+            if "gossamer-telemetry" in names:
+                topologies["gossamer-telemetry"] = static_pair(
+                    work, up_port, proxy_core, args.workers, telemetry=args.telemetry or "all"
+                )
             if "haproxy" in names:
                 topologies["haproxy"] = haproxy_pair(work, up_port, proxy_core)
             if "nginx" in names:
@@ -179,15 +195,18 @@ def report(
     medians = {
         n: statistics.median(s.rps for s in samples) for n, samples in results.items() if samples
     }
-    print(f"{'pair':10s} {'median req/s':>13s} {'rounds':>24s} {'CPU ms/1k req':>14s}")
+    print(f"{'pair':18s} {'median req/s':>13s} {'rounds':>24s} {'CPU ms/1k req':>14s}")
     for name, samples in results.items():
         rounds = " ".join(f"{s.rps:.0f}" for s in samples)
         cpu = statistics.median(s.cpu_per_1000 for s in samples) * 1000
-        print(f"{name:10s} {medians[name]:13.0f} {rounds:>24s} {cpu:14.1f}")
+        print(f"{name:18s} {medians[name]:13.0f} {rounds:>24s} {cpu:14.1f}")
     if "gossamer" in medians:
         for peer in ("haproxy", "nginx", "bare"):
             if peer in medians:
                 print(f"gossamer / {peer}: {medians['gossamer'] / medians[peer]:.2f}")
+        if "gossamer-telemetry" in medians:
+            ratio = medians["gossamer-telemetry"] / medians["gossamer"]
+            print(f"telemetry on / off: {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)")
     print("\nmemory after the runs (MiB): process, VmRSS, VmHWM")
     for entries in memory_of.values():
         for label, rss, hwm in entries:

@@ -11,6 +11,8 @@ case "$profile" in
   all) packages=(curl nginx-light libnginx-mod-stream haproxy wrk nghttp2-client prometheus chromium chromium-driver iproute2 iptables tshark) ;;
   *) echo "unknown profile: $profile" >&2; exit 2 ;;
 esac
+# The metrics tests scrape sidecars and the control plane with a real Prometheus server.
+[ "$profile" = test ] && packages+=(prometheus)
 
 missing=()
 # The dashboard's libraries come from npm (make web); a node already on the PATH will do.

@@ -248,8 +248,17 @@ def mesh_pair(
 # --- static config: no control plane --------------------------------------------------
 
 
-def sidecar_config(name: str, listen: int, target: int, direction: str) -> dict[str, Any]:
-    hcm = {
+def sidecar_config(
+    name: str,
+    listen: int,
+    target: int,
+    direction: str,
+    telemetry: tuple[int, Path, str] | None = None,
+) -> dict[str, Any]:
+    """`telemetry`: (collector port, access log directory, mode): mode "all" traces every
+    request (Zipkin JSON to that port) and writes an access log line for each; "tracing"
+    only traces, "sampled" traces 1% of new traces, "logs" only writes access logs."""
+    hcm: dict[str, Any] = {
         "@type": HCM,
         "stat_prefix": name,
         "http_filters": [{"name": "router", "typed_config": {"@type": ROUTER}}],
@@ -264,7 +273,37 @@ def sidecar_config(name: str, listen: int, target: int, direction: str) -> dict[
             ],
         },
     }
-    endpoint = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": target}}}
+    clusters = [_cluster("next", target)]
+    if telemetry is not None:
+        collector, logs, mode = telemetry
+        hcm["tracing"] = {
+            "random_sampling": {"value": 1 if mode == "sampled" else 100},
+            "provider": {
+                "name": "envoy.tracers.zipkin",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+                    "collector_cluster": "collector",
+                    "collector_endpoint": "/api/v2/spans",
+                    "collector_endpoint_version": "HTTP_JSON",
+                },
+            },
+        }
+        hcm["access_log"] = [
+            {
+                "name": "file",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3"
+                    ".FileAccessLog",
+                    "path": str(logs / f"{name}-access.log"),
+                    "log_format": {"json_format": ACCESS_LOG_FORMAT},
+                },
+            }
+        ]
+        clusters.append(_cluster("collector", collector))
+        if mode in ("tracing", "sampled"):
+            del hcm["access_log"]
+        if mode == "logs":
+            del hcm["tracing"]
     return {
         "listeners": [
             {
@@ -274,33 +313,59 @@ def sidecar_config(name: str, listen: int, target: int, direction: str) -> dict[
                 "filter_chains": [{"filters": [{"name": "hcm", "typed_config": hcm}]}],
             }
         ],
-        "clusters": [
-            {
-                "name": "next",
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": {
-                    "cluster_name": "next",
-                    "endpoints": [{"lb_endpoints": [{"endpoint": endpoint}]}],
-                },
-            }
-        ],
+        "clusters": clusters,
+    }
+
+
+ACCESS_LOG_FORMAT = {
+    "time": "%START_TIME%",
+    "traceId": "%TRACE_ID%",
+    "method": "%REQ(:METHOD)%",
+    "authority": "%REQ(:AUTHORITY)%",
+    "path": "%REQ(:PATH)%",
+    "status": "%RESPONSE_CODE%",
+    "flags": "%RESPONSE_FLAGS%",
+    "durationMs": "%DURATION%",
+    "bytesSent": "%BYTES_SENT%",
+    "upstream": "%UPSTREAM_HOST%",
+}
+
+
+def _cluster(name: str, port: int) -> dict[str, Any]:
+    endpoint = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": endpoint}]}],
+        },
     }
 
 
 def static_pair(
-    work: Path, up: int, core: str | None, workers: int, env: dict[str, str] | None = None
+    work: Path,
+    up: int,
+    core: str | None,
+    workers: int,
+    env: dict[str, str] | None = None,
+    telemetry: str | None = None,
 ) -> Topology:
+    """The gossamer pair; `telemetry`: tracing and/or access logs on both sidecars (see
+    sidecar_config; spans go to the upstream, an nginx that answers the POSTs 200)."""
     a, b = free_port(), free_port()
     topo = Topology("gossamer", a)
+    tel = (up, work, telemetry) if telemetry else None
     for hop, name, listen, target, direction in (
         ("b", "inbound", b, up, "INBOUND"),
         ("a", "outbound", a, b, "OUTBOUND"),
     ):
-        path = work / f"gossamer-{name}.json"
-        path.write_text(json.dumps(sidecar_config(name, listen, target, direction)))
-        ready = work / f"gossamer-{name}.ready"
-        log = open(work / f"gossamer-{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        tag = f"{name}-tel" if telemetry else name
+        path = work / f"gossamer-{tag}.json"
+        path.write_text(json.dumps(sidecar_config(name, listen, target, direction, tel)))
+        ready = work / f"gossamer-{tag}.ready"
+        log = open(work / f"gossamer-{tag}.log", "wb")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
             [
                 *pin(core),

@@ -428,7 +428,8 @@ def test_admin_endpoints(env: Env) -> None:
     assert stats["listeners"]["main"]["requests"]["a"]["2xx"] > 0
     assert "upstream_cx_connect_fail" in stats["clusters"]["dead"]
     text = env.sidecar.get("/stats/prometheus").text
-    assert 'gossamer_requests_total{listener="main",cluster="a",class="2xx"}' in text
+    assert 'gossamer_requests_total{listener="main",cluster="a",direction="outbound"' in text
+    assert 'code="200",class="2xx"}' in text
     assert 'gossamer_downstream_connections_active{listener="main"}' in text
     assert 'gossamer_upstream_connect_failures_total{cluster="dead"}' in text
     assert env.sidecar.get("/drain").status_code == 405  # state changes need POST

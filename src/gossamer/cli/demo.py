@@ -26,8 +26,21 @@ from gossamer.cli.client import CliError
     metavar="SECONDS",
     help="How long each step measures traffic [default: 5 unattended, 8 interactive].",
 )
+@click.option(
+    "--hold-after",
+    type=click.IntRange(min=1),
+    metavar="STEP",
+    help="Run the steps up to STEP, then keep the mesh and its traffic running until "
+    "Ctrl-C (e.g. to watch `gossamer stat` or Prometheus with that step's config).",
+)
 @click.pass_obj
-def demo(options: Any, scenario: str, non_interactive: bool, duration: float | None) -> None:
+def demo(
+    options: Any,
+    scenario: str,
+    non_interactive: bool,
+    duration: float | None,
+    hold_after: int | None,
+) -> None:
     """Run a walkthrough end to end: a throwaway control plane, the scenario's apps each
     under `gossamer run`, an ingress gateway, then each step's resources, with traffic
     through the ingress and the observed split checked against the configured one.
@@ -35,6 +48,11 @@ def demo(options: Any, scenario: str, non_interactive: bool, duration: float | N
     \b
     Scenarios: canary (default), tcp-echo, bookstore (needs mTLS identities).
     Interactive on a terminal: a live view, then the mesh keeps running until Ctrl-C.
+
+    \b
+    Example (hold the canary at its 90/10 step, then look at it):
+      gossamer demo canary --non-interactive --hold-after 2
+      gossamer stat svc/benigno      # with the API address the demo printed in --cp
     """
     from gossamer.demo.runner import Demo
     from gossamer.demo.scenarios import SCENARIOS
@@ -46,5 +64,6 @@ def demo(options: Any, scenario: str, non_interactive: bool, duration: float | N
         SCENARIOS[scenario],
         duration=duration if duration is not None else (8.0 if interactive else 5.0),
         interactive=interactive,
+        hold_after=hold_after,
     )
     sys.exit(runner.run())

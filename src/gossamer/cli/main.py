@@ -86,6 +86,8 @@ def _register() -> None:
         resources,
         run,
         security,
+        stat,
+        traces,
     )
 
     cli.add_command(controlplane.controlplane)
@@ -97,6 +99,8 @@ def _register() -> None:
     cli.add_command(security.ca)
     cli.add_command(security.token)
     cli.add_command(check.check)
+    cli.add_command(stat.stat)
+    cli.add_command(traces.traces)
     for command in resources.COMMANDS:
         cli.add_command(command)
 

@@ -153,6 +153,14 @@ def _default_workers() -> int:
     help="A request head must arrive within this (408 otherwise).",
 )
 @click.option(
+    "--request-metrics",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="Per-request metrics (golden series by route, peer and endpoint). Off: listener, "
+    "cluster and flag counters only.",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -192,6 +200,7 @@ def run(
     workers: int,
     drain_timeout: float,
     request_header_timeout: float,
+    request_metrics: str,
     config_file: Path | None,
     log_level: str,
     log_format: str,
@@ -277,6 +286,7 @@ def run(
         workers=workers,
         drain_timeout=drain_timeout,
         header_timeout=request_header_timeout,
+        request_metrics=request_metrics == "on",
         log_level=log_level,
         log_format=log_format,
     )

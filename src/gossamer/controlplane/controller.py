@@ -116,6 +116,8 @@ class MeshController(BaseCallbacks):
         self._cancel_watch: Callable[[], None] | None = None
         self.rebuilds = 0
         self.last_rebuild_seconds = 0.0
+        # The built-in trace collector's address (our REST API), for sidecars' tracing.
+        self.collector: tuple[str, int] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -160,6 +162,11 @@ class MeshController(BaseCallbacks):
             except Exception:
                 log.error("rebuilding the mesh failed; proxies keep their config", exc_info=True)
 
+    def set_collector(self, host: str, port: int) -> None:
+        """The API is listening: sidecars may send spans there (`backend: builtin`)."""
+        self.collector = (host, port)
+        self._dirty.set()
+
     def _take_events(self) -> None:
         """Fold queued store events into the parsed resources (only changed documents are
         parsed again)."""
@@ -183,7 +190,9 @@ class MeshController(BaseCallbacks):
         started = time.perf_counter()
         previous = self.translator
         self.translator = MeshTranslator(
-            self.snapshot(), cache=previous.cache if previous else MessageCache()
+            self.snapshot(),
+            cache=previous.cache if previous else MessageCache(),
+            collector=self.collector,
         )
         self._shared = {}
         for record in list(self.proxies.values()):

@@ -24,14 +24,18 @@ from gossamer.controlplane.auth import (
 )
 from gossamer.controlplane.ca import CertificateAuthority
 from gossamer.controlplane.ca import service as ca_service
+from gossamer.controlplane.collector import TraceStore
 from gossamer.controlplane.controller import MeshController
 from gossamer.controlplane.health import HealthReports
 from gossamer.controlplane.http.api import ApiContext, ReadAccess, create_app
-from gossamer.controlplane.http.ca import ca_routes
+from gossamer.controlplane.http.ca import ca_metrics, ca_routes
 from gossamer.controlplane.http.proxies import proxy_routes
 from gossamer.controlplane.http.tokens import token_routes
+from gossamer.controlplane.http.traces import trace_routes
 from gossamer.controlplane.http.ui import ui_routes
 from gossamer.controlplane.memory import trim_when_grown
+from gossamer.controlplane.metrics.collector import Collector
+from gossamer.controlplane.metrics.routes import stats_routes
 from gossamer.controlplane.store import BaseStore, open_store
 from gossamer.controlplane.xds import XdsServer
 from gossamer.core.logs import get_logger
@@ -90,9 +94,11 @@ class ControlPlane:
         self.xds_address = ""
         self.xds: XdsServer | None = None
         self.controller: MeshController | None = None
+        self.collector: Collector | None = None
         self._stopping = asyncio.Event()
         self._trim_task: asyncio.Task[None] | None = None
         self.tls_bundle: Path | None = None  # what clients verify the API and xDS with
+        self.traces = TraceStore()  # the built-in trace collector
 
     async def start(self) -> None:
         cfg = self.config
@@ -124,6 +130,8 @@ class ControlPlane:
             credentials = grpc.ssl_server_credentials([(tls[1].read_bytes(), tls[0].read_bytes())])
         xds_port = await self.xds.start(cfg.xds_host, cfg.xds_port, credentials)
         self.xds_address = f"{cfg.xds_host}:{xds_port}"
+        self.collector = Collector(self._scrape_targets)
+        self.collector.start()
         ctx = ApiContext(
             store=self.store,
             tokens=tokens,
@@ -133,6 +141,8 @@ class ControlPlane:
                 ca_routes(self.controller),
                 token_routes(tokens),
                 health.routes(),
+                stats_routes(self.collector, self._own_metrics),
+                trace_routes(self.traces),
                 ui_routes(),
             ],
         )
@@ -159,6 +169,12 @@ class ControlPlane:
             if self._api_task.done():
                 self._api_task.result()  # raise what stopped it
             await asyncio.sleep(0.01)
+        if tls is None:
+            # The built-in trace collector; sidecars' exporters speak plain HTTP only.
+            reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            self.controller.set_collector(reachable, port)
+        else:
+            log.warning("tracing backend `builtin` needs the API without TLS; use `zipkin`")
         self._trim_task = asyncio.create_task(trim_when_grown(), name="trim")
         self._write_discovery_file()
         log.info(
@@ -212,6 +228,40 @@ class ControlPlane:
         tmp.write_text(json.dumps(info, indent=2) + "\n")
         tmp.replace(path)
 
+    def _scrape_targets(self) -> list[tuple[str, str]]:
+        """Every connected sidecar and gateway that announced its admin port."""
+        if self.controller is None:
+            return []
+        out = []
+        for node_id, record in self.controller.proxies.items():
+            node = record.node
+            if record.streams and node.admin_port:
+                host = f"[{node.address}]" if ":" in node.address else node.address
+                out.append((node_id, f"http://{host}:{node.admin_port}/stats/prometheus"))
+        return out
+
+    def _own_metrics(self) -> str:
+        """xDS streams, pushes and NACKs, connected proxies, and the CA's gauges."""
+        xds, controller = self.xds, self.controller
+        if xds is None or controller is None:
+            return ""
+        lines = []
+        for name, kind, help_, value in (
+            ("gossamer_cp_xds_streams", "gauge", "Open xDS streams.", len(xds.status())),
+            (
+                "gossamer_cp_xds_streams_opened_total",
+                "counter",
+                "xDS streams opened.",
+                xds.streams_opened,
+            ),
+            ("gossamer_cp_xds_pushes_total", "counter", "xDS responses sent.", xds.pushes),
+            ("gossamer_cp_xds_nacks_total", "counter", "xDS responses NACKed.", xds.nacks),
+            ("gossamer_cp_proxies", "gauge", "Known proxies.", len(controller.proxies)),
+            ("gossamer_cp_rebuilds_total", "counter", "Mesh rebuilds.", controller.rebuilds),
+        ):
+            lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name} {value}"]
+        return "\n".join(lines) + "\n" + ca_metrics(controller)
+
     def request_stop(self) -> None:
         self._stopping.set()
 
@@ -222,6 +272,8 @@ class ControlPlane:
         log.info("control plane stopping")
         if self._trim_task is not None:
             self._trim_task.cancel()
+        if self.collector is not None:
+            await self.collector.stop()
         if self._api is not None:
             self._api.should_exit = True
         if self._api_task is not None:

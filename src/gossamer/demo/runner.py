@@ -67,6 +67,9 @@ class Demo:
     scenario: Scenario
     duration: float = 5.0
     interactive: bool = False
+    # Set: run the steps up to this one, then keep the mesh and its traffic running until
+    # SIGINT/SIGTERM (to look at it with `gossamer stat`, Prometheus, the dashboard).
+    hold_after: int | None = None
     settle_timeout: float = 10.0
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -247,7 +250,7 @@ class Demo:
         return gateway_port
 
     def run_steps(self, driver: Driver, live: Live | None) -> None:
-        for step in self.scenario.steps:
+        for step in self.scenario.steps[: self.hold_after]:
             result = StepResult(step)
             self.results.append(result)
             for ref in step.delete:
@@ -372,6 +375,15 @@ class Demo:
                         time.sleep(0.5)
                 else:
                     self.run_steps(driver, None)
+                    if self.hold_after is not None:
+                        self.out.write(
+                            f"holding after step {len(self.results)}: traffic goes on "
+                            "(Ctrl-C stops everything)\n"
+                        )
+                        self.out.flush()
+                        while not self.interrupted:
+                            self._check("holding")
+                            time.sleep(0.5)
             except KeyboardInterrupt:
                 self.interrupted = True
                 self.out.write("\ninterrupted; stopping everything\n")

@@ -15,17 +15,20 @@ from collections.abc import Mapping
 from gossamer.protocols.http1 import Limits
 from gossamer.proxy.cluster import ClusterRuntime
 from gossamer.proxy.config import model as m
+from gossamer.proxy.filters.accesslog import AccessLogger
 from gossamer.proxy.filters.authz import Authorizer
 from gossamer.proxy.filters.fault import FaultInjector
 from gossamer.proxy.filters.ratelimit import TokenBucket
 from gossamer.proxy.filters.route import CompiledTable
 from gossamer.proxy.filters.stats import ListenerStats
+from gossamer.proxy.filters.trace import Tracer
 
 DEFAULT_HEADER_TIMEOUT = 10.0
 
 
 class HttpContext:
     __slots__ = (
+        "access_logs",
         "authz",
         "clusters",
         "fault",
@@ -36,11 +39,14 @@ class HttpContext:
         "limits",
         "listener",
         "name",
+        "observed",
         "ratelimit",
+        "request_metrics",
         "rng",
         "stats",
         "stream_idle_timeout",
         "table",
+        "tracer",
         "xff",
     )
 
@@ -54,15 +60,23 @@ class HttpContext:
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         authz: Authorizer | None = None,
         ratelimit: TokenBucket | None = None,
+        request_metrics: bool = True,
+        tracer: Tracer | None = None,
+        access_logs: tuple[AccessLogger, ...] = (),
     ) -> None:
         hcm = listener.handler
         assert isinstance(hcm, m.HttpConnectionManager)
+        self.tracer = tracer
+        self.access_logs = access_logs
+        # Tracing or access logs: the exchange keeps what they need (one test when off).
+        self.observed = tracer is not None or bool(access_logs)
         self.authz = authz
         self.listener = listener
         self.name = listener.name
         self.table = table
         self.clusters = clusters
         self.stats = stats
+        self.request_metrics = request_metrics  # series by route, peer, endpoint
         self.rng = rng
         self.generate_request_id = hcm.generate_request_id
         self.xff = hcm.xff_append
@@ -90,6 +104,7 @@ class TcpContext:
         "idle_timeout",
         "listener",
         "name",
+        "request_metrics",
         "rng",
         "sni_port",
         "sni_routing",
@@ -105,6 +120,7 @@ class TcpContext:
         rng: random.Random,
         authz: Authorizer | None = None,
         connection_limit: TokenBucket | None = None,
+        request_metrics: bool = True,
     ) -> None:
         proxy = listener.handler
         assert isinstance(proxy, m.TcpProxy)
@@ -114,6 +130,7 @@ class TcpContext:
         self.name = listener.name
         self.clusters = clusters
         self.stats = stats
+        self.request_metrics = request_metrics
         self.rng = rng
         self.cluster_names = tuple(c.name for c in proxy.clusters)
         cumulative, total = [], 0

@@ -34,6 +34,7 @@ from gossamer.proxy.io.health import HealthCheckers
 from gossamer.proxy.io.http import Pool
 from gossamer.proxy.io.listener import ListenerHandle
 from gossamer.proxy.io.tls import ClientTls, ServerTls, TlsError, TlsFactory
+from gossamer.proxy.telemetry import Telemetry
 
 log = get_logger("proxy.runtime")
 
@@ -58,8 +59,11 @@ class Runtime:
         reuse_port: bool = True,
         ticker: Ticker | None = None,
         worker: int = 0,
+        request_metrics: bool = True,
     ) -> None:
         self.stats = stats or Stats()
+        # False: no request metrics series (the `--request-metrics off` switch).
+        self.request_metrics = request_metrics
         self.rng = rng or random.Random()
         self.clock = clock
         self.header_timeout = header_timeout
@@ -78,6 +82,7 @@ class Runtime:
         self._buckets: dict[str, TokenBucket] = {}
         self.health = HealthCheckers(self.rng)
         self.tls = TlsFactory()
+        self.telemetry = Telemetry(self.rng)  # span exporters and access log files
         self._lock = asyncio.Lock()
         self._started = False
 
@@ -155,7 +160,9 @@ class Runtime:
                 dest = _destination(config, [c.name for c in handler.clusters], listener.name)
                 authz = authorizer(handler.rbac, dest, self.stats)
             limit = self._bucket_for(listener.name, listener.connection_limit)
-            return TcpContext(listener, self.clusters, stats, self.rng, authz, limit)
+            return TcpContext(
+                listener, self.clusters, stats, self.rng, authz, limit, self.request_metrics
+            )
         table = handler.route_table
         if table is None and handler.route_config_name is not None:
             table = config.routes.get(handler.route_config_name)
@@ -179,6 +186,9 @@ class Runtime:
             self.header_timeout,
             authz,
             self._bucket(listener.name, handler),
+            self.request_metrics,
+            self.telemetry.tracer(listener, config),
+            self.telemetry.loggers(listener),
         )
 
     def _bucket(self, name: str, hcm: m.HttpConnectionManager) -> TokenBucket | None:
@@ -205,6 +215,7 @@ class Runtime:
                 self._tables[table_id] = (table, compiled)
         old = self.listeners
         new: dict[str, ListenerHandle] = {}
+        self.telemetry.begin()
         errors: dict[str, str] = {}
         for name, listener in config.listeners.items():
             tls: ServerTls | None = None
@@ -267,6 +278,7 @@ class Runtime:
                 handle.drain()
                 self.retired.add(handle)
         self.listeners = new
+        self.telemetry.end()
         self.listener_errors = errors
         self.tls.retain(
             [h.tls.context for h in new.values() if h.tls is not None],
@@ -296,11 +308,15 @@ class Runtime:
         for cluster in self.clusters.values():
             cluster.retire()
         await self.health.stop()
+        await self.telemetry.close()
         self.ticker.stop()
 
     def _housekeeping(self, now: float) -> None:
+        self.telemetry.flush()  # access log lines reach their file within a second
         for cluster in self.clusters.values():
             cluster.housekeeping(now)
+        for listener in self.stats.listeners.values():
+            listener.expire(now)
         for handle in list(self.retired):
             if not handle.active:
                 self.retired.discard(handle)
@@ -317,4 +333,5 @@ class Runtime:
             "listenerErrors": dict(self.listener_errors),
             "connections": self.connections,
             "draining": self.draining,
+            "telemetry": self.telemetry.describe(),
         }

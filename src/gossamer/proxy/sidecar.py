@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from gossamer.core.logs import configure, get_logger
 from gossamer.proxy.admin.api import AdminApi
 from gossamer.proxy.config import model as m
 from gossamer.proxy.filters import stats as st
+from gossamer.proxy.filters import tap
 from gossamer.proxy.io.admin import AdminServer
 from gossamer.proxy.io.health import HealthReporter
 from gossamer.proxy.node import Inbound, NodeInfo, Outbound
@@ -58,6 +61,7 @@ class SidecarOptions:
     workers: int = 1
     drain_timeout: float = 10.0
     header_timeout: float = 10.0
+    request_metrics: bool = True  # False: no per-request series (telemetry off)
     log_level: str = "info"
     log_format: str = "text"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -77,8 +81,12 @@ class SidecarOptions:
 class Sidecar:
     def __init__(self, options: SidecarOptions) -> None:
         self.options = options
-        self.runtime = Runtime(header_timeout=options.header_timeout)
-        self.workers = WorkerSupervisor(options.workers, options.log_level, options.header_timeout)
+        self.runtime = Runtime(
+            header_timeout=options.header_timeout, request_metrics=options.request_metrics
+        )
+        self.workers = WorkerSupervisor(
+            options.workers, options.log_level, options.header_timeout, options.request_metrics
+        )
         self.admin = AdminServer(AdminApi(self).handle)
         self.ads: Any = None  # gossamer.proxy.config.ads.AdsClient, imported only for xDS
         self.certs: Any = None  # gossamer.proxy.certs.CertManager, with xDS
@@ -91,6 +99,7 @@ class Sidecar:
         self._latest: m.ProxyConfig | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._tap_ids = itertools.count(1)
 
     # --- AdminTarget -------------------------------------------------------------------
 
@@ -135,6 +144,7 @@ class Sidecar:
                 "extra": self.workers.describe(),  # pid, alive, generation, listener errors
             },
             "listenerErrors": dict(self.runtime.listener_errors),
+            "taps": len(tap.tapper.subscriptions),  # readers of /tap right now
         }
         if self.certs is not None:
             detail["certificate"] = self.certs.status()
@@ -173,9 +183,82 @@ class Sidecar:
             out["gossamer_certificate_renewals_total"] = float(self.certs.renewals)
         return out
 
+    def metric_labels(self) -> st.Labels:
+        """This workload's identity, listener directions and cluster services."""
+        node = self.options.node
+        local = st.Identity(
+            node.namespace,
+            node.service or node.gateway or st.UNKNOWN,
+            node.workload or st.UNKNOWN,
+            node.labels.get("version", st.UNKNOWN),
+        )
+        config = self.runtime.config
+        if config is None:
+            return st.Labels(local)
+        # A gateway's listeners face clients outside the mesh, but for metrics the gateway
+        # is the caller of the services it routes to: its requests are outbound.
+        return st.Labels(
+            local,
+            {
+                name: "outbound" if node.gateway else lst.direction
+                for name, lst in config.listeners.items()
+            },
+            {
+                name: (c.metadata.get("namespace", st.UNKNOWN), c.metadata["service"])
+                for name, c in config.clusters.items()
+                if c.metadata.get("service")
+            },
+        )
+
+    def metric_info(self) -> dict[str, dict[str, str]]:
+        """The xDS versions in use, as an info gauge (value 1, versions as labels)."""
+        config = self.runtime.config
+        if config is None:
+            return {}
+        versions = {
+            url.rsplit(".", 1)[-1].lower(): version
+            for url, version in sorted(config.versions.items())
+        }
+        return {"gossamer_config_info": versions}
+
     async def listeners(self) -> list[dict[str, Any]]:
         answers = await self.workers.ask("listeners")
         return [self.runtime.describe(), *(a for a in answers if a is not None)]
+
+    async def tap(self, filter: tap.TapFilter) -> AsyncIterator[bytes]:
+        """NDJSON lines of the requests this sidecar completes (all its processes), until
+        the reader goes away (the admin server cancels us then)."""
+        if len(tap.tapper.subscriptions) >= tap.MAX_SUBSCRIPTIONS:
+            yield _line({"type": "error", "reason": "too many taps on this sidecar"})
+            return
+        node = self.options.node
+        held = self.certs.held if self.certs is not None else None
+        me = tap.Identity(
+            proxy=node.node_id,
+            workload=node.workload or node.gateway,
+            service=node.service,
+            namespace=node.namespace,
+            identity=held.spiffe_id if held is not None else None,
+        )
+        tap.tapper.me = me
+        queue = tap.Queue()
+        sub_id = next(self._tap_ids)
+        tap.tapper.add(tap.Subscription(sub_id, filter, queue.put))
+        self.workers.tap(sub_id, filter.to_dict(), dataclasses.asdict(me), queue.put_many)
+        reported = 0
+        try:
+            yield _line({"type": "start", "proxy": node.node_id, "workers": self.options.workers})
+            while True:
+                await queue.ready.wait()
+                records = queue.take()
+                out = b"".join(_line(r) for r in records)
+                if queue.dropped != reported:
+                    out += _line({"type": "dropped", "count": queue.dropped - reported})
+                    reported = queue.dropped
+                yield out
+        finally:
+            tap.tapper.remove(sub_id)
+            self.workers.untap(sub_id)
 
     def drain(self) -> None:
         if not self.draining:
@@ -190,6 +273,10 @@ class Sidecar:
     # --- running -----------------------------------------------------------------------
 
     def on_config(self, config: m.ProxyConfig) -> None:
+        node = self.options.node
+        # Who we are, for span service names; our token, for the built-in collector.
+        local = m.LocalInfo(node.service, node.workload, node.namespace, self.options.token)
+        config = replace(config, local=local)
         certs = self.certs
         if certs is not None:
             self._raw = config
@@ -365,6 +452,10 @@ class Sidecar:
                 await task
         await self.admin.stop()
         log.info("stopped")
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
 
 def _uses_tls(config: m.ProxyConfig) -> bool:

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from gossamer.core.logs import configure, get_logger
+from gossamer.proxy.filters import tap
 from gossamer.proxy.filters.stats import Stats
 from gossamer.proxy.io.channel import Channel
 from gossamer.proxy.runtime import Runtime
@@ -26,14 +27,17 @@ ORPHAN_DRAIN = 5.0  # the main process died: finish what is in flight, briefly
 
 
 class Worker:
-    def __init__(self, index: int, header_timeout: float) -> None:
+    def __init__(self, index: int, header_timeout: float, request_metrics: bool = True) -> None:
         self.index = index
-        self.runtime = Runtime(Stats(), header_timeout=header_timeout, worker=index)
+        self.runtime = Runtime(
+            Stats(), header_timeout=header_timeout, worker=index, request_metrics=request_metrics
+        )
         self.channel: Channel | None = None
         self.done = asyncio.Event()
         self._exiting = False
         self._latest: tuple[int, bytes] | None = None
         self._wake = asyncio.Event()
+        self._taps: dict[int, tap.Batcher] = {}
 
     async def run(self, fd: int) -> None:
         sock = socket.socket(fileno=fd)
@@ -73,10 +77,33 @@ class Worker:
             self._reply(message[1], self.runtime.stats.snapshot())
         elif kind == "listeners":
             self._reply(message[1], self.runtime.describe())
+        elif kind == "tap":
+            self._tap(message[1], message[2], message[3])
+        elif kind == "untap":
+            batcher = self._taps.pop(message[1], None)
+            if batcher is not None:
+                batcher.close()
+            tap.tapper.remove(message[1])
         elif kind == "drain":
             self.runtime.drain()
         elif kind == "exit":
             self._exit(float(message[1]))
+
+    def _tap(self, sub_id: int, filter: dict[str, Any], me: dict[str, Any]) -> None:
+        def send(records: list[dict[str, Any]], dropped: int) -> None:
+            channel = self.channel
+            if channel is None:
+                return
+            transport = channel.transport
+            if transport is not None and transport.get_write_buffer_size() > tap.CHANNEL_LIMIT:
+                batcher.dropped += len(records) + dropped  # the main process is behind
+                return
+            channel.send(("tapped", sub_id, records, dropped))
+
+        batcher = tap.Batcher(send)
+        self._taps[sub_id] = batcher
+        tap.tapper.me = tap.Identity(**me)
+        tap.tapper.add(tap.Subscription(sub_id, tap.TapFilter.from_dict(filter), batcher.deliver))
 
     def _reply(self, request_id: int, payload: Any) -> None:
         if self.channel is not None:
@@ -107,7 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     configure(options.get("--log-level", "info"))
     import uvloop
 
-    worker = Worker(int(options["--index"]), float(options.get("--header-timeout", 10.0)))
+    worker = Worker(
+        int(options["--index"]),
+        float(options.get("--header-timeout", 10.0)),
+        options.get("--request-metrics", "on") != "off",
+    )
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(worker.run(int(options["--fd"])))
 

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gossamer.core.logs import get_logger
@@ -48,15 +49,24 @@ class WorkerProcess:
 
 
 class WorkerSupervisor:
-    def __init__(self, count: int, log_level: str = "info", header_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        count: int,
+        log_level: str = "info",
+        header_timeout: float = 10.0,
+        request_metrics: bool = True,
+    ) -> None:
         self.workers = [WorkerProcess(i) for i in range(1, count)]
         self.log_level = log_level
         self.header_timeout = header_timeout
+        self.request_metrics = request_metrics
         self.generation = 0
         self._blob: bytes | None = None
         self._ids = itertools.count(1)
         self._stopping = False
         self._draining = False
+        # Tap subscriptions: id -> (filter and identity, where their records go).
+        self.taps: dict[int, tuple[tuple[Any, ...], Callable[[list[Any], int], None]]] = {}
 
     async def start(self) -> None:
         for worker in self.workers:
@@ -81,6 +91,8 @@ class WorkerSupervisor:
             self.log_level,
             "--header-timeout",
             str(self.header_timeout),
+            "--request-metrics",
+            "on" if self.request_metrics else "off",
         ]
         worker.proc = subprocess.Popen(args, pass_fds=(child.fileno(),), close_fds=True)
         child.close()
@@ -94,6 +106,8 @@ class WorkerSupervisor:
             worker.channel.send(("config", self.generation, self._blob))
         if self._draining:
             worker.channel.send(("drain",))
+        for sub_id, (tap_args, _) in self.taps.items():
+            worker.channel.send(("tap", sub_id, *tap_args))
         log.debug("worker started", worker=worker.index, pid=worker.pid)
 
     def _on_message(self, worker: WorkerProcess, message: Any) -> None:
@@ -107,6 +121,11 @@ class WorkerSupervisor:
             future = worker.pending.pop(request_id, None)
             if future is not None and not future.done():
                 future.set_result(payload)
+        elif kind == "tapped":
+            _, sub_id, records, dropped = message
+            tap = self.taps.get(sub_id)
+            if tap is not None:
+                tap[1](records, dropped)
 
     def _on_close(self, worker: WorkerProcess) -> None:
         worker.channel = None
@@ -159,6 +178,26 @@ class WorkerSupervisor:
             return []
         done, _ = await asyncio.wait(futures, timeout=REPLY_TIMEOUT)
         return [f.result() if f in done else None for f in futures]
+
+    def tap(
+        self,
+        sub_id: int,
+        filter: dict[str, Any],
+        me: dict[str, Any],
+        deliver: Callable[[list[Any], int], None],
+    ) -> None:
+        """Subscribe in every worker (and in those started later) until `untap`."""
+        self.taps[sub_id] = ((filter, me), deliver)
+        for worker in self.workers:
+            if worker.channel is not None:
+                worker.channel.send(("tap", sub_id, filter, me))
+
+    def untap(self, sub_id: int) -> None:
+        if self.taps.pop(sub_id, None) is None:
+            return
+        for worker in self.workers:
+            if worker.channel is not None:
+                worker.channel.send(("untap", sub_id))
 
     def drain(self) -> None:
         self._draining = True

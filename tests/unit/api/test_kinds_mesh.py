@@ -76,8 +76,8 @@ EXAMPLES: dict[str, str] = {
           egress: {mode: ALLOW_ANY}
           tracing:
             sampling: 10
-            backend: {kind: zipkin, url: "http://127.0.0.1:9411/api/v2/spans"}
-          accessLog: {enabled: true, path: /var/log/gossamer/access.log}
+            backend: {zipkin: "http://127.0.0.1:9411/api/v2/spans"}
+          accessLogs: {enabled: true, path: /var/log/gossamer/access.log}
     """,
     "Service": """
         apiVersion: gossamer.io/v1alpha1
@@ -273,7 +273,7 @@ INVALID: list[tuple[str, str, Any, str, str]] = [
     # wrong types
     ("Mesh", "spec.mtls.certLifetime", 24, "spec.mtls.certLifetime",
      "expected a string, got integer 24"),
-    ("Mesh", "spec.accessLog.enabled", "yes", "spec.accessLog.enabled",
+    ("Mesh", "spec.accessLogs.enabled", "yes", "spec.accessLogs.enabled",
      "expected true or false, got string 'yes'"),
     ("Mesh", "spec.tracing.sampling", "10%", "spec.tracing.sampling",
      "expected a number, got string '10%'"),
@@ -328,8 +328,8 @@ INVALID: list[tuple[str, str, Any, str, str]] = [
      "must be one of 'allow' or 'deny', got 'DENY'"),
     ("Mesh", "spec.egress.mode", "ALLOW_ALL", "spec.egress.mode",
      "must be one of 'REGISTRY_ONLY' or 'ALLOW_ANY', got 'ALLOW_ALL'"),
-    ("Mesh", "spec.tracing.backend.kind", "jaeger", "spec.tracing.backend.kind",
-     "must be one of 'builtin', 'zipkin' or 'otlp', got 'jaeger'"),
+    ("Mesh", "spec.tracing.backend", "jaeger", "spec.tracing.backend",
+     "must be `builtin` or `{zipkin: URL}`, got 'jaeger'"),
     ("Service", "spec.ports[0].protocol", "HTTP", "spec.ports[0].protocol",
      "must be one of 'http', 'http2', 'grpc' or 'tcp', got 'HTTP'"),
     ("Workload", "spec.ports[0].protocol", "udp", "spec.ports[0].protocol",

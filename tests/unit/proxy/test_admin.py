@@ -9,7 +9,7 @@ from typing import Any
 from gossamer.proxy.admin.api import AdminApi
 from gossamer.proxy.admin.dump import config_dump
 from gossamer.proxy.config import model as m
-from gossamer.proxy.filters.stats import Stats
+from gossamer.proxy.filters.stats import Labels, Stats
 from tests.unit.proxy.builders import cluster, config, forward, http_listener, route, table
 
 KEY = b"-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n"
@@ -49,6 +49,12 @@ class Target:
     def gauges(self) -> dict[str, float]:
         return {"gossamer_ready": 1.0}
 
+    def metric_labels(self) -> Labels:
+        return Labels(directions={"l": "outbound"})
+
+    def metric_info(self) -> dict[str, dict[str, str]]:
+        return {"gossamer_config_info": {"listener": "1"}}
+
     async def listeners(self) -> list[dict[str, Any]]:
         return [{"worker": 0}]
 
@@ -69,7 +75,9 @@ def test_paths_and_methods() -> None:
     status, _, body = call("GET", "/ready")
     assert status == 200 and json.loads(body)["state"] == "live"
     assert call("GET", "/stats/prometheus")[0] == 200
-    assert b'cluster="c",class="2xx"} 1' in call("GET", "/stats/prometheus")[2]
+    text = call("GET", "/stats/prometheus")[2]
+    assert b'cluster="c",direction="outbound"' in text and b'class="2xx"} 1' in text
+    assert b'gossamer_config_info{listener="1"} 1' in text
     assert json.loads(call("GET", "/stats?x=1")[2])["listeners"]["l"]["requests"]["c"]["2xx"] == 1
     assert call("GET", "/drain")[0] == 405 and not target.drained
     assert call("POST", "/drain")[0] == 200 and target.drained

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from gossamer.api.model import DnsSubdomain, Duration, Model, Percent, Port, Resource
 from gossamer.api.registry import register
@@ -33,18 +33,27 @@ class MeshEgress(Model):
 
 
 class TracingBackend(Model):
-    kind: Literal["builtin", "zipkin", "otlp"] = "builtin"
-    url: str | None = None
+    # Where spans go instead of the control plane: a Zipkin v2 endpoint (Zipkin, Jaeger,
+    # the OpenTelemetry collector's zipkin receiver), e.g. http://127.0.0.1:9411/api/v2/spans.
+    zipkin: str | None = None
+    otlp: str | None = None  # OTLP/HTTP: not served yet (refused with a reason)
 
 
 class MeshTracing(Model):
-    sampling: Percent = 1.0
-    backend: TracingBackend | None = None
+    # Percent of the requests that start a trace (a caller's decision is always kept).
+    sampling: Percent = 100.0
+    # "builtin": the control plane's own collector (`gossamer traces`).
+    backend: Annotated[
+        Annotated[str, Tag("str")] | Annotated[TracingBackend, Tag("dict")],
+        # One branch per input shape, so an error names the field, not the union.
+        Discriminator(lambda v: "str" if isinstance(v, str) else "dict"),
+    ] = "builtin"
 
 
-class MeshAccessLog(Model):
+class AccessLogs(Model):
     enabled: bool = False
-    path: str | None = None  # default: the sidecar's stderr
+    # A file on the sidecar's machine; default: the sidecar's standard output.
+    path: str | None = None
 
 
 class MeshSpec(Model):
@@ -53,8 +62,10 @@ class MeshSpec(Model):
     # What happens to a request no TrafficPermission speaks about.
     default_access: Literal["allow", "deny"] = "allow"
     egress: MeshEgress = Field(default_factory=MeshEgress)
-    tracing: MeshTracing = Field(default_factory=MeshTracing)
-    access_log: MeshAccessLog = Field(default_factory=MeshAccessLog)
+    # Absent: no tracing. Present (even `{}`): every sidecar and gateway traces.
+    tracing: MeshTracing | None = None
+    # Per Service too (Service.spec.accessLogs wins for that service's workloads).
+    access_logs: AccessLogs = Field(default_factory=AccessLogs)
 
 
 @register
@@ -79,7 +90,56 @@ class Mesh(Resource):
                     f"must be at least 1m, got {self.spec.mtls.cert_lifetime!r}",
                 )
             )
+        tracing = self.spec.tracing
+        if tracing is not None and isinstance(tracing.backend, TracingBackend):
+            problems += tracing_backend_problems(tracing.backend)
+        elif tracing is not None and tracing.backend != "builtin":
+            reason = f"must be `builtin` or `{{zipkin: URL}}`, got {tracing.backend!r}"
+            problems.append(("spec.tracing.backend", reason))
+        problems += access_log_problems(self.spec.access_logs)
         return problems
+
+
+def tracing_backend_problems(backend: TracingBackend) -> list[tuple[str, str]]:
+    where = "spec.tracing.backend"
+    if backend.otlp is not None:
+        return [
+            (
+                f"{where}.otlp",
+                "OTLP is not supported yet: use `zipkin` (the OpenTelemetry collector "
+                "and Jaeger both take Zipkin v2 JSON) or `builtin`",
+            )
+        ]
+    if backend.zipkin is None:
+        return [(where, "needs `zipkin: URL`, or use `backend: builtin`")]
+    return [(f"{where}.zipkin", r) for r in [url_problem(backend.zipkin)] if r]
+
+
+def url_problem(url: str) -> str | None:
+    """None when `url` is http://HOST:PORT/PATH as the sidecar's exporter can reach it."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({exc}): {url!r}"
+    if parts.scheme != "http":
+        return f"must be an http:// URL (https is not supported yet), got {url!r}"
+    if not parts.hostname:
+        return f"needs a host, got {url!r}"
+    if port is None:
+        return f"needs a port (e.g. :9411), got {url!r}"
+    if parts.query or parts.fragment:
+        return f"must have no query or fragment, got {url!r}"
+    return None
+
+
+def access_log_problems(logs: AccessLogs, where: str = "spec.accessLogs") -> list[tuple[str, str]]:
+    path = logs.path
+    if path is not None and not path.startswith("/"):
+        return [(f"{where}.path", f"must be an absolute path, got {path!r}")]
+    return []
 
 
 # --- Service -----------------------------------------------------------------------------
@@ -97,6 +157,8 @@ class ServiceSpec(Model):
     # Workloads whose labels include all of these belong to the service (as on Kubernetes).
     selector: dict[str, str] = Field(default_factory=dict)
     ports: list[ServicePort] = Field(default_factory=list)
+    # Access logs of this service's workloads (their sidecars), instead of the Mesh's.
+    access_logs: AccessLogs | None = None
 
 
 @register
@@ -121,6 +183,8 @@ class Service(Resource):
                 if port.name in names:
                     problems.append((f"spec.ports[{i}].name", f"name {port.name!r} is used twice"))
                 names.add(port.name)
+        if self.spec.access_logs is not None:
+            problems += access_log_problems(self.spec.access_logs)
         return problems
 
 

@@ -35,6 +35,8 @@ from gossamer.core.selectors import Selector
 log = get_logger("controlplane.api")
 
 ReadAccess = Literal["loopback", "token"]
+# The built-in trace collector (http/traces.py): the one path data-plane tokens may use.
+SPANS_PATH = "/api/v2/spans"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -72,6 +74,10 @@ def _is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def _loopback(request: Request) -> bool:
+    return _is_loopback(request.client.host if request.client else None)
 
 
 def _kind(name: str) -> KindInfo:
@@ -132,6 +138,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
             # Credentials that do not verify (unknown, malformed, revoked) are refused,
             # not taken for anonymous.
             return _error(401, "the bearer token is not valid (unknown or revoked)")
+        if path == SPANS_PATH and request.method == "POST":
+            # The built-in trace collector: sidecars post spans with their data-plane
+            # token; loopback clients may too when reads need none (any Zipkin exporter).
+            if principal is None and (ctx.read_access == "token" or not _loopback(request)):
+                return _error(401, "posting spans needs a bearer token from this address")
+            request.state.principal = principal or Principal("anonymous", "reader")
+            return await call_next(request)
         if principal is not None and principal.role == "dataplane":
             return _error(403, f"token {principal.name!r} is a data-plane token: xDS only")
         if request.method in WRITE_METHODS:
@@ -139,10 +152,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 return _error(401, "this request needs a bearer token (see `gossamer --help`)")
             if principal.role != "admin":
                 return _error(403, f"token {principal.name!r} may only read")
-        elif principal is None:
-            client = request.client.host if request.client else None
-            if ctx.read_access == "token" or not _is_loopback(client):
-                return _error(401, "reads need a bearer token from this address")
+        elif principal is None and (ctx.read_access == "token" or not _loopback(request)):
+            return _error(401, "reads need a bearer token from this address")
         request.state.principal = principal or Principal("anonymous", "reader")
         return await call_next(request)
 

@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 from google.protobuf.message import Message
 
+from gossamer.api.kinds.mesh import AccessLogs, Service
 from gossamer.api.kinds.policies import (
     FaultInjectionConf,
     FaultInjectionPolicy,
@@ -55,6 +59,8 @@ from gossamer.controlplane.translate.outbound import (
 )
 from gossamer.controlplane.translate.routing import Routing, compute_routing
 from gossamer.controlplane.translate.snapshot import MeshSnapshot
+from gossamer.controlplane.translate.telemetry import Telemetry
+from gossamer.core.spiffe import spiffe_id
 
 Resources = dict[str, dict[str, Message]]  # type URL → name → message
 
@@ -95,6 +101,8 @@ class MeshTranslator:
     _variant_clusters: dict[tuple[tuple[str, ...], bool], dict[str, Message]] = field(
         default_factory=dict
     )
+    # The built-in trace collector's address (the REST API), once the control plane knows it.
+    collector: tuple[str, int] | None = None
 
     @cached_property
     def routing(self) -> Routing:
@@ -120,6 +128,31 @@ class MeshTranslator:
     @property
     def problems(self) -> list[str]:
         return list(dict.fromkeys([*self.routing.problems, *self.egress.problems]))
+
+    @cached_property
+    def telemetry(self) -> Telemetry:
+        return Telemetry(self.snapshot.mesh.tracing, self.collector)
+
+    @cached_property
+    def _service_logs(self) -> dict[tuple[str, str], AccessLogs]:
+        return {
+            (s.namespace, s.name): s.spec.access_logs
+            for s in self.snapshot.of(Service)
+            if s.spec.access_logs is not None
+        }
+
+    def _logs(self, node: ProxyNode) -> AccessLogs:
+        """The Service's access logs setting for its workloads, else the Mesh's."""
+        own = self._service_logs.get((node.namespace, node.service))
+        return own if own is not None else self.snapshot.mesh.access_logs
+
+    def _observe(self, node: ProxyNode, hcm: hcm_pb2.HttpConnectionManager, direction: str) -> None:
+        """Tracing and access logs on one of the node's HTTP connection managers."""
+        account = node.service_account or node.service or node.gateway or node.workload
+        identity = spiffe_id(self.snapshot.mesh.mtls.trust_domain, node.namespace, account)
+        version = node.labels.get("version")
+        tags = {"gossamer.version": version} if version else {}
+        self.telemetry.apply(hcm, self._logs(node), tags, direction, identity)
 
     @cached_property
     def authz(self) -> AuthzTranslator:
@@ -258,10 +291,12 @@ class MeshTranslator:
             out[e.CLUSTER].update(self.variant_clusters(names, node.kind == "proxyless"))
         if node.kind == "proxyless":
             self._proxyless(node, out)
-        elif node.kind == "gateway":
+            return out
+        if node.kind == "gateway":
             self._gateway(node, out)
         else:
             self._sidecar(node, out)
+        out[e.CLUSTER].update(self.telemetry.clusters())
         return out
 
     def _gateway(self, node: ProxyNode, out: Resources) -> None:
@@ -272,6 +307,7 @@ class MeshTranslator:
             node.gateway,
             node.address,
             self._policies(self._variant(node)),
+            lambda hcm: self._observe(node, hcm, "inbound"),
         )
         out[e.LISTENER].update(gw.listeners)
         out[e.ROUTE].update(gw.routes)
@@ -299,6 +335,9 @@ class MeshTranslator:
             tuple(sorted(node.labels.items())),
             self._authz_key(node),
             self.mtls,
+            self.telemetry.fingerprint(),
+            self._logs(node).model_dump_json(),
+            self.snapshot.mesh.mtls.trust_domain,
         )
         parts = self.cache.node_parts.get(key) or self.cache.node_parts_used.get(key)
         if parts is None:
@@ -324,6 +363,7 @@ class MeshTranslator:
             self._inbound(node, port, out)
         if node.outbound_http_port:
             hcm = e.http_connection_manager(OUTBOUND_HTTP, rds=OUTBOUND_HTTP, forward_proxy=True)
+            self._observe(node, hcm, "outbound")
             out[e.LISTENER][OUTBOUND_HTTP] = e.http_listener(
                 OUTBOUND_HTTP, "127.0.0.1", node.outbound_http_port, e.OUTBOUND, hcm
             )
@@ -371,6 +411,7 @@ class MeshTranslator:
             if confs.fault is not None:
                 filters.append(faultinjectionpolicy.http_filter(confs.fault))
             hcm = e.http_connection_manager(name, route_config=rc, filters=filters)
+            self._observe(node, hcm, "inbound")
             if confs.timeout is not None:
                 timeoutpolicy.apply_inbound(hcm, route, cluster_msg, confs.timeout)
             vh.routes.append(route)
@@ -451,6 +492,7 @@ class MeshTranslator:
             )
         out[e.ROUTE][name] = rc
         hcm = e.http_connection_manager(name, rds=name)
+        self._observe(node, hcm, "outbound")
         out[e.LISTENER][name] = e.http_listener(
             name, "127.0.0.1", port.listen_port, e.OUTBOUND, hcm
         )

@@ -10,10 +10,13 @@ removes the matched Prefix path before the request goes to the backend.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 from google.protobuf.message import Message
 
 from gossamer.api.kinds.gateway import Gateway, HTTPRoute, Listener, ParentReference, TCPRoute
@@ -123,7 +126,9 @@ def translate_gateway(
     name: str,
     address: str,
     policies: PolicySet | None = None,
+    observe: Callable[[hcm_pb2.HttpConnectionManager], None] | None = None,
 ) -> GatewayConfig:
+    """`observe`: adds tracing and access logs to each HTTP listener's manager."""
     out = GatewayConfig()
     gateway = next(
         (g for g in snapshot.of(Gateway) if (g.namespace, g.name) == (namespace, name)), None
@@ -213,6 +218,8 @@ def translate_gateway(
             )
         out.routes[name_] = rc
         hcm = e.http_connection_manager(name_, rds=name_)
+        if observe is not None:
+            observe(hcm)
         out.listeners[name_] = e.http_listener(name_, address, lst.port, e.INBOUND, hcm)
     for lst in gateway.spec.listeners:
         if lst.name not in tcp:

@@ -131,6 +131,10 @@ class XdsServer:
         # More gRPC services on the same port (the CA's CSR service, endpoint health
         # reports), added before start.
         self.extra_handlers: list[grpc.GenericRpcHandler] = []
+        # Counters for the control plane's /metrics.
+        self.streams_opened = 0
+        self.pushes = 0  # discovery responses written
+        self.nacks = 0
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -286,6 +290,7 @@ class XdsServer:
         stream = _Stream(info, node, make_state())
         self._streams[info.stream_id] = stream
         self._by_node.setdefault(node.id, set()).add(stream)
+        self.streams_opened += 1
         log.info(
             "xds stream opened", stream=info.stream_id, kind=kind, node=node.id, peer=info.peer
         )
@@ -381,6 +386,7 @@ class XdsServer:
                 )
             elif isinstance(event, Nacked):
                 nack = event.nack
+                self.nacks += 1
                 log.warning(
                     "xds nack",
                     stream=info.stream_id,
@@ -431,6 +437,7 @@ class XdsServer:
     ) -> None:
         for response in stream.state.responses(snapshot):
             await context.write(response.payload)
+            self.pushes += 1
             log.debug(
                 "xds push",
                 stream=stream.info.stream_id,

@@ -8,7 +8,7 @@ import os
 import urllib.error
 import urllib.request
 
-from gossamer.demo.apps.common import serve
+from gossamer.demo.apps.common import serve, trace_headers
 
 NAME = f"bookstore-{os.environ.get('VERSION', 'v1')}"
 WAREHOUSE = os.environ.get("WAREHOUSE_URL", "http://bookwarehouse.bookwarehouse:14001/restock")
@@ -20,7 +20,8 @@ def main() -> None:
 
     def buy(path: str, headers: dict[str, str]) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(WAREHOUSE, timeout=10) as response:
+            request = urllib.request.Request(WAREHOUSE, headers=trace_headers(headers))
+            with urllib.request.urlopen(request, timeout=10) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
             return 502, f"{NAME}: could not restock (bookwarehouse answered {exc.code})\n"

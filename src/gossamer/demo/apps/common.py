@@ -10,6 +10,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 Handler = Callable[[str, dict[str, str]], tuple[int, str]]
 
+# What an app forwards from the request it serves to the requests it makes, so the mesh
+# can link the hops into one trace (sidecars cannot: they do not know which outgoing
+# request belongs to which incoming one). The same list as Istio's.
+TRACE_HEADERS = (
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "x-request-id",
+)
+
+
+def trace_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The trace context of an incoming request, to send on with the next call."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    return {name: lower[name] for name in TRACE_HEADERS if name in lower}
+
 
 def serve(name: str, routes: dict[str, Handler]) -> None:
     host = os.environ.get("HOST", "127.0.0.1")

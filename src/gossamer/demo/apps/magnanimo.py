@@ -1,4 +1,5 @@
-"""magnanimo: `/hw2` calls benigno's `/hello` and returns its answer."""
+"""magnanimo: `/hw2` calls benigno's `/hello` and returns its answer, forwarding the
+trace headers it received (so the two hops join one trace)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import urllib.error
 import urllib.request
 
-from gossamer.demo.apps.common import serve
+from gossamer.demo.apps.common import serve, trace_headers
 
 BENIGNO = os.environ.get("BENIGNO_URL", "http://benigno:5000/hello")
 
@@ -17,7 +18,8 @@ def main() -> None:
 
     def hw2(path: str, headers: dict[str, str]) -> tuple[int, str]:
         try:
-            with opener.open(BENIGNO, timeout=10) as response:
+            request = urllib.request.Request(BENIGNO, headers=trace_headers(headers))
+            with opener.open(request, timeout=10) as response:
                 return 200, response.read().decode()
         except urllib.error.HTTPError as exc:
             return 502, f"magnanimo: benigno answered {exc.code}: {exc.read().decode()}"

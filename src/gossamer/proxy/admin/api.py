@@ -6,6 +6,11 @@ GET  /config_dump        the current config as JSON (private keys redacted)
 GET  /stats              counters as JSON, summed over all worker processes
 GET  /stats/prometheus   the same in the Prometheus text format
 GET  /listeners          bound listeners and their connections
+GET  /tap                stream (NDJSON, until the client goes) a record per completed
+                         HTTP request, from every worker; filters: method=, path= (a
+                         prefix), authority=; header values redacted unless
+                         showHeaders=true; bodies never. A reader too slow loses records
+                         (a {"type": "dropped", "count": N} line says how many)
 POST /drain              stop accepting; /ready turns 503; connections finish
 POST /quitquitquit       drain, then exit (as SIGTERM)
 """
@@ -13,14 +18,18 @@ POST /quitquitquit       drain, then exit (as SIGTERM)
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
 from gossamer.proxy.admin.dump import config_dump
 from gossamer.proxy.config import model as m
 from gossamer.proxy.filters import stats as st
+from gossamer.proxy.filters.tap import TapFilter
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
+NDJSON = "application/x-ndjson"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -36,11 +45,20 @@ class AdminTarget(Protocol):
 
     def gauges(self) -> dict[str, float]: ...
 
+    def metric_labels(self) -> st.Labels: ...
+
+    def metric_info(self) -> dict[str, dict[str, str]]: ...
+
     async def listeners(self) -> list[dict[str, Any]]: ...
+
+    def tap(self, filter: TapFilter) -> AsyncIterator[bytes]: ...
 
     def drain(self) -> None: ...
 
     def quit(self) -> None: ...
+
+
+Response = tuple[int, str, bytes | AsyncIterator[bytes]]
 
 
 def _json(status: int, body: Any) -> tuple[int, str, bytes]:
@@ -51,9 +69,17 @@ class AdminApi:
     def __init__(self, target: AdminTarget) -> None:
         self.target = target
 
-    async def handle(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
-        route, _, _query = path.partition("?")
+    async def handle(self, method: str, path: str, body: bytes) -> Response:
+        route, _, query = path.partition("?")
         route = route.rstrip("/") or "/"
+        if route == "/tap":
+            if method != "GET":
+                return 405, TEXT, b"use GET\n"
+            try:
+                filter = TapFilter.from_query(dict(parse_qsl(query)))
+            except ValueError as exc:
+                return 400, TEXT, f"{exc}\n".encode()
+            return 200, NDJSON, self.target.tap(filter)
         reads = {
             "/ready": self._ready,
             "/config_dump": self._config_dump,
@@ -89,7 +115,9 @@ class AdminApi:
 
     async def _prometheus(self) -> tuple[int, str, bytes]:
         snapshot = await self.target.stats_snapshot()
-        return 200, PROMETHEUS, st.prometheus(snapshot, self.target.gauges()).encode()
+        t = self.target
+        text = st.prometheus(snapshot, t.gauges(), t.metric_labels(), t.metric_info())
+        return 200, PROMETHEUS, text.encode()
 
     async def _listeners(self) -> tuple[int, str, bytes]:
         return _json(200, await self.target.listeners())

@@ -565,6 +565,11 @@ def _hcm(hcm: Any, kind: str, name: str, path: str, direction: str) -> m.HttpCon
     codec = hcm.codec_type
     if codec not in (0, 1):  # AUTO, HTTP1
         raise ConfigError(kind, name, f"{path}.codec_type", "only AUTO and HTTP1 are supported")
+    tracing = _tracing(hcm.tracing, kind, name, f"{path}.tracing") if _has(hcm, "tracing") else None
+    access_logs = tuple(
+        _access_log(log, kind, name, f"{path}.access_log[{i}]")
+        for i, log in enumerate(hcm.access_log)
+    )
     return m.HttpConnectionManager(
         stat_prefix=hcm.stat_prefix,
         route_config_name=rds_name,
@@ -582,7 +587,80 @@ def _hcm(hcm: Any, kind: str, name: str, path: str, direction: str) -> m.HttpCon
         else True,
         xff_append=not hcm.skip_xff_append,
         direction="inbound" if direction == "inbound" else "outbound",
+        tracing=tracing,
+        access_logs=access_logs,
     )
+
+
+ZIPKIN = "envoy.config.trace.v3.ZipkinConfig"
+FILE_ACCESS_LOG = "envoy.extensions.access_loggers.file.v3.FileAccessLog"
+HTTP_JSON = 1  # ZipkinConfig.CollectorEndpointVersion
+
+
+def _tracing(t: Any, kind: str, name: str, path: str) -> m.Tracing:
+    if not t.HasField("provider"):
+        raise ConfigError(kind, name, f"{path}.provider", "a Zipkin provider is required")
+    type_name = t.provider.typed_config.type_url.rsplit("/", 1)[-1]
+    if type_name != ZIPKIN:
+        reason = f"only the Zipkin tracer ({ZIPKIN}) is supported, got {type_name or 'none'}"
+        raise ConfigError(kind, name, f"{path}.provider.typed_config", reason)
+    zipkin = unpack_any(t.provider.typed_config)
+    where = f"{path}.provider.typed_config"
+    if not zipkin.collector_cluster:
+        raise ConfigError(kind, name, f"{where}.collector_cluster", "is required")
+    if zipkin.collector_endpoint_version != HTTP_JSON:
+        raise ConfigError(
+            kind, name, f"{where}.collector_endpoint_version", "only HTTP_JSON is supported"
+        )
+    if _has(zipkin, "shared_span_context") and zipkin.shared_span_context.value:
+        raise ConfigError(
+            kind, name, f"{where}.shared_span_context", "spans are never shared (set false)"
+        )
+    if not zipkin.collector_endpoint.startswith("/"):
+        raise ConfigError(kind, name, f"{where}.collector_endpoint", "must be a path (/...)")
+    sampling = t.random_sampling.value if _has(t, "random_sampling") else 100.0
+    if not 0.0 <= sampling <= 100.0:
+        raise ConfigError(kind, name, f"{path}.random_sampling", "must be within 0..100")
+    tags = []
+    for i, tag in enumerate(t.custom_tags):
+        if tag.WhichOneof("type") != "literal":
+            reason = "only literal custom tags are supported"
+            raise ConfigError(kind, name, f"{path}.custom_tags[{i}]", reason)
+        tags.append((tag.tag, tag.literal.value))
+    return m.Tracing(
+        sampling=sampling / 100.0,
+        collector_cluster=zipkin.collector_cluster,
+        collector_endpoint=zipkin.collector_endpoint,
+        tags=tuple(tags),
+    )
+
+
+def _access_log(log: Any, kind: str, name: str, path: str) -> m.AccessLog:
+    from gossamer.proxy.filters.accesslog import compile_format
+
+    type_name = log.typed_config.type_url.rsplit("/", 1)[-1]
+    if type_name != FILE_ACCESS_LOG:
+        reason = f"only the file access logger ({FILE_ACCESS_LOG}) is supported"
+        raise ConfigError(kind, name, f"{path}.typed_config", reason)
+    config = unpack_any(log.typed_config)
+    where = f"{path}.typed_config"
+    if not config.path:
+        raise ConfigError(kind, name, f"{where}.path", "is required")
+    if config.WhichOneof("access_log_format") != "log_format" or not _has(
+        config.log_format, "json_format"
+    ):
+        raise ConfigError(kind, name, f"{where}.log_format", "a json_format is required")
+    fields = []
+    for key, value in config.log_format.json_format.fields.items():
+        if value.WhichOneof("kind") != "string_value":
+            reason = "values must be strings (a command operator or a literal)"
+            raise ConfigError(kind, name, f"{where}.log_format.json_format.{key}", reason)
+        fields.append((key, value.string_value))
+    try:
+        compile_format(tuple(fields))
+    except ValueError as exc:
+        raise ConfigError(kind, name, f"{where}.log_format.json_format", str(exc)) from None
+    return m.AccessLog(path=config.path, fields=tuple(fields))
 
 
 def _tcp_proxy(tp: Any, kind: str, name: str, path: str) -> m.TcpProxy:

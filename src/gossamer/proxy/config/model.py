@@ -420,6 +420,25 @@ class HttpFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class Tracing:
+    """HCM `tracing`: random sampling and a Zipkin v2 (HTTP_JSON) collector."""
+
+    sampling: float  # 0..1 of the requests that start a trace here
+    collector_cluster: str
+    collector_endpoint: str = "/api/v2/spans"
+    # Tags on every span (custom_tags with literal values): workload, namespace...
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLog:
+    """A file access logger writing one JSON object per request."""
+
+    path: str  # a file, or /dev/stdout, /dev/stderr
+    fields: tuple[tuple[str, str], ...]  # JSON key → command operator (%RESPONSE_CODE%)
+
+
+@dataclass(frozen=True, slots=True)
 class HttpConnectionManager:
     stat_prefix: str
     route_config_name: str | None = None  # RDS
@@ -434,6 +453,8 @@ class HttpConnectionManager:
     generate_request_id: bool = True
     xff_append: bool = True
     direction: Literal["inbound", "outbound"] = "outbound"
+    tracing: Tracing | None = None
+    access_logs: tuple[AccessLog, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,3 +503,18 @@ class ProxyConfig:
     clusters: Mapping[str, Cluster] = field(default_factory=dict)
     secrets: Mapping[str, Secret] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)  # type URL → version
+    # Who this proxy is (span service names); added by the sidecar, not from xDS.
+    local: LocalInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalInfo:
+    service: str = ""
+    workload: str = ""
+    namespace: str = "default"
+    # The data-plane token, sent only to the built-in collector (BUILTIN_COLLECTOR).
+    token: str | None = None
+
+
+# The cluster of the control plane's built-in trace collector (controlplane/collector.py).
+BUILTIN_COLLECTOR = "gossamer:collector"

@@ -56,9 +56,30 @@ SUPPORTED: Mapping[str, frozenset[str]] = {
                 "xff_num_trusted_hops",
                 "skip_xff_append",
                 "upgrade_configs",
+                "tracing",
+                "access_log",
             }
         )
     ),
+    # --- tracing (Zipkin v2 JSON to a collector cluster) and access logs ---
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    ".Tracing": frozenset({"random_sampling", "provider", "custom_tags"}),
+    "envoy.type.v3.Percent": frozenset({"value"}),
+    "envoy.config.trace.v3.Tracing.Http": frozenset({"name", "typed_config"}),
+    "envoy.config.trace.v3.ZipkinConfig": frozenset(
+        {
+            "collector_cluster",
+            "collector_endpoint",
+            "collector_endpoint_version",
+            "trace_id_128bit",
+            "shared_span_context",
+        }
+    ),
+    "envoy.type.tracing.v3.CustomTag": frozenset({"tag", "literal"}),
+    "envoy.type.tracing.v3.CustomTag.Literal": frozenset({"value"}),
+    "envoy.config.accesslog.v3.AccessLog": frozenset({"name", "typed_config"}),
+    "envoy.extensions.access_loggers.file.v3.FileAccessLog": frozenset({"path", "log_format"}),
+    "envoy.config.core.v3.SubstitutionFormatString": frozenset({"json_format"}),
     "envoy.extensions.filters.network.http_connection_manager.v3.Rds": frozenset(
         {"config_source", "route_config_name"}
     ),
@@ -390,6 +411,8 @@ KNOWN_TYPED_CONFIGS: frozenset[str] = frozenset(
         "envoy.extensions.filters.network.rbac.v3.RBAC",
         "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
         "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+        "envoy.config.trace.v3.ZipkinConfig",
+        "envoy.extensions.access_loggers.file.v3.FileAccessLog",
         "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
         "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
     }
@@ -479,6 +502,8 @@ def _import_typed_configs() -> None:
     import envoy.config.endpoint.v3.endpoint_pb2
     import envoy.config.listener.v3.listener_pb2
     import envoy.config.route.v3.route_pb2
+    import envoy.config.trace.v3.zipkin_pb2
+    import envoy.extensions.access_loggers.file.v3.file_pb2
     import envoy.extensions.filters.http.fault.v3.fault_pb2
     import envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2
     import envoy.extensions.filters.http.rbac.v3.rbac_pb2
@@ -548,6 +573,16 @@ def markdown() -> str:
         "- `ORIGINAL_DST` clusters (egress passthrough) need `lb_policy: CLUSTER_PROVIDED` and",
         "  `original_dst_lb_config` with `use_http_header` and `http_header_name: :authority`:",
         "  the upstream is the request's host:port as the app gave it (port 80 by default).",
+        "- `HttpConnectionManager.tracing`: `random_sampling` (a trace context that arrives",
+        "  keeps its decision), a Zipkin provider with `collector_endpoint_version` HTTP_JSON",
+        "  to `collector_cluster` + `collector_endpoint`, literal `custom_tags` only.",
+        "  Incoming contexts are read from W3C `traceparent` and B3 (`b3`, `x-b3-*`); the",
+        "  next hop gets `traceparent` plus the B3 style that came in (multi by default).",
+        "- `access_log`: the file logger with `log_format.json_format` only; values are one",
+        "  command operator (`%START_TIME%`, `%TRACE_ID%`, `%REQ(X)%`, `%RESPONSE_CODE%`,",
+        "  `%RESPONSE_FLAGS%`, `%DURATION%`, `%BYTES_RECEIVED%`, `%BYTES_SENT%`,",
+        "  `%DOWNSTREAM_REMOTE_ADDRESS%`, `%DOWNSTREAM_PEER_URI_SAN%`, `%UPSTREAM_CLUSTER%`,",
+        "  `%UPSTREAM_HOST%`) or a literal; lines are flushed every second.",
         "- The command operator `%REQ(:AUTHORITY)%` is honoured in the response headers of",
         "  direct responses only (a forwarding route using it is NACKed).",
         "",

@@ -56,6 +56,7 @@ class EndpointState:
         "sr_success",
         "sr_total",
         "tls",
+        "version",
         "weight",
         "workload",
         "zone",
@@ -70,6 +71,7 @@ class EndpointState:
         self.available = healthy  # healthy and not ejected: what balancers look at
         self.labels: Mapping[str, str] = {}
         self.workload = ""
+        self.version = ""  # the workload's `version` label (metrics)
         self.zone = ""
         self.active = 0  # requests (or TCP connections) in flight
         self.ewma = DEFAULT_RTT
@@ -99,6 +101,7 @@ class EndpointState:
         self.refresh()
         self.labels = ep.labels
         self.workload = ep.workload
+        self.version = ep.labels.get("version", "")
         self.zone = ep.zone
 
     def refresh(self) -> None:

@@ -1,9 +1,13 @@
 """Counters and latency histograms for the admin endpoints (/stats, /stats/prometheus).
 
-Kept minimal and cheap: the hot path increments list slots of objects it looked up once
-per request (no tuple keys, no locks: each process is single-threaded). Label values are
-listener and cluster names from the config and status classes, so the number of series
-is bounded by the config; a hard cap folds anything beyond it into "other".
+Kept cheap: the hot path increments slots of a RequestStats it looked up once per
+connection and route (no locks: each process is single-threaded). A request series is
+keyed by (cluster, route, peer identity, destination workload, destination version): the
+rest of the golden labels (direction, this workload's own identity, the destination
+service) is constant per listener or cluster and is filled in when rendering (`Labels`).
+Every key part comes from the config or from a verified mTLS identity, never from a
+request; a hard cap folds anything beyond MAX_SERIES into "other", and a series with no
+traffic for IDLE_EXPIRY seconds is dropped (`expire`).
 
 Worker processes send `snapshot()` (plain data) to the main process, which `merge`s them
 with its own before rendering.
@@ -13,7 +17,10 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
+
+from gossamer.core.spiffe import SpiffeId
 
 # Seconds; the last bucket is +Inf.
 BUCKETS: Final = (
@@ -34,29 +41,74 @@ BUCKETS: Final = (
 )
 CLASSES: Final = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
 MAX_SERIES: Final = 512
+MAX_CODES: Final = 64  # distinct status codes per series
 OTHER: Final = "other"
 NO_CLUSTER: Final = "-"  # local replies: no route, direct response, protocol errors
+IDLE_EXPIRY: Final = 600.0  # seconds without traffic before a request series is dropped
+SEP: Final = "\x1f"  # joins a series key into one snapshot key (never in a label value)
+
+# (cluster, route, peer SPIFFE id, destination workload, destination version)
+SeriesKey = tuple[str, str, str, str, str]
+
+
+def series_key(
+    cluster: str, route: str = "", peer: str = "", workload: str = "", version: str = ""
+) -> SeriesKey:
+    return (cluster, route, peer, workload, version)
 
 
 class RequestStats:
-    """Requests of one (listener, cluster) pair: by status class, and their latency."""
+    """Requests of one series: by status code and class, latency, bytes."""
 
-    __slots__ = ("buckets", "classes", "sum")
+    __slots__ = ("buckets", "classes", "codes", "expired", "idle_since", "mark", "rx", "sum", "tx")
 
     def __init__(self) -> None:
         self.classes = [0] * len(CLASSES)
         self.buckets = [0] * (len(BUCKETS) + 1)
+        self.codes: dict[int, int] = {}
         self.sum = 0.0
+        self.rx = 0  # request bytes (head and body) from the client
+        self.tx = 0  # response bytes from the upstream
+        # Expiry bookkeeping (housekeeping only): the count at the last sweep, and since
+        # when it has not moved. `expired`: dropped; a connection holding it looks again.
+        self.mark = 0
+        self.idle_since = 0.0
+        self.expired = False
 
     def record(self, status: int, seconds: float) -> None:
         c = status // 100
         self.classes[c if 0 < c < 6 else 0] += 1
+        codes = self.codes
+        n = codes.get(status)
+        if n is not None:
+            codes[status] = n + 1
+        elif len(codes) < MAX_CODES:
+            codes[status] = 1
+        else:
+            codes[0] = codes.get(0, 0) + 1
         self.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
         self.sum += seconds
 
 
+class ConnStats:
+    """TCP proxy connections of one series (cluster, peer, destination workload/version)."""
+
+    __slots__ = ("active", "closed", "expired", "idle_since", "mark", "opened", "rx", "tx")
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.closed = 0
+        self.active = 0
+        self.rx = 0  # bytes from the client
+        self.tx = 0  # bytes from the upstream
+        self.mark = 0
+        self.idle_since = 0.0
+        self.expired = False
+
+
 class ListenerStats:
     __slots__ = (
+        "connections",
         "cx_active",
         "cx_total",
         "flags",
@@ -71,7 +123,8 @@ class ListenerStats:
         self.cx_total = 0
         self.cx_active = 0
         self.flags: dict[str, int] = {}
-        self.requests: dict[str, RequestStats] = {}
+        self.requests: dict[SeriesKey, RequestStats] = {}
+        self.connections: dict[SeriesKey, ConnStats] = {}
         self.tls_handshakes = 0
         self.tls_failures = 0
         # Plaintext connections to a TLS listener by client address: accepted (PERMISSIVE)
@@ -85,17 +138,48 @@ class ListenerStats:
             counts[peer] = counts.get(peer, 0) + 1
 
     def for_cluster(self, cluster: str) -> RequestStats:
-        rs = self.requests.get(cluster)
+        """The series of a cluster with no route, peer or endpoint (local replies)."""
+        return self.for_series((cluster, "", "", "", ""))
+
+    def for_series(self, key: SeriesKey) -> RequestStats:
+        rs = self.requests.get(key)
         if rs is None:
             if len(self.requests) >= MAX_SERIES:
-                cluster = OTHER
-            rs = self.requests.setdefault(cluster, RequestStats())
+                key = (OTHER, OTHER, OTHER, OTHER, OTHER)
+            rs = self.requests.setdefault(key, RequestStats())
         return rs
+
+    def for_connection(self, key: SeriesKey) -> ConnStats:
+        cs = self.connections.get(key)
+        if cs is None:
+            if len(self.connections) >= MAX_SERIES:
+                key = (OTHER, OTHER, OTHER, OTHER, OTHER)
+            cs = self.connections.setdefault(key, ConnStats())
+        return cs
 
     def flag(self, flags: str) -> None:
         for f in flags.split(","):
             if f in self.flags or len(self.flags) < MAX_SERIES:
                 self.flags[f] = self.flags.get(f, 0) + 1
+
+    def expire(self, now: float, idle: float = IDLE_EXPIRY) -> None:
+        """Drop the request and connection series that saw nothing for `idle` seconds."""
+        for key in [k for k, rs in self.requests.items() if _idle(rs, sum(rs.classes), now, idle)]:
+            self.requests.pop(key).expired = True
+        for key in [
+            k
+            for k, cs in self.connections.items()
+            if _idle(cs, cs.opened + cs.closed, now, idle) and not cs.active
+        ]:
+            self.connections.pop(key).expired = True
+
+
+def _idle(s: RequestStats | ConnStats, count: int, now: float, idle: float) -> bool:
+    if count != s.mark or not s.idle_since:
+        s.mark = count
+        s.idle_since = now
+        return False
+    return now - s.idle_since >= idle
 
 
 class ClusterStats:
@@ -187,12 +271,24 @@ class Stats:
                     "plaintext": dict(ls.plaintext),
                     "plaintext_rejected": dict(ls.plaintext_rejected),
                     "requests": {
-                        cluster: {
+                        SEP.join(key): {
                             "classes": list(rs.classes),
+                            "codes": {str(c): n for c, n in rs.codes.items()},
                             "buckets": list(rs.buckets),
                             "sum": rs.sum,
+                            "rx": rs.rx,
+                            "tx": rs.tx,
                         }
-                        for cluster, rs in ls.requests.items()
+                        for key, rs in ls.requests.items()
+                    },
+                    "connections": {
+                        SEP.join(key): {
+                            "opened": cs.opened,
+                            "closed": cs.closed,
+                            "rx": cs.rx,
+                            "tx": cs.tx,
+                        }
+                        for key, cs in ls.connections.items()
                     },
                 }
                 for name, ls in self.listeners.items()
@@ -249,7 +345,7 @@ def summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     listeners = {}
     for name, ls in sorted(snapshot["listeners"].items()):
         requests = {}
-        for cluster, rs in sorted(ls["requests"].items()):
+        for cluster, rs in sorted(_by_cluster(ls["requests"]).items()):
             total = sum(rs["classes"])
             requests[cluster] = {
                 "total": total,
@@ -294,12 +390,94 @@ def summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _by_cluster(series: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Request series summed per cluster (the /stats JSON's view)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, rs in series.items():
+        _add(out.setdefault(key.split(SEP, 1)[0], {}), rs)
+    return out
+
+
+UNKNOWN: Final = "unknown"
+
+
+@dataclass(frozen=True)
+class Identity:
+    namespace: str = UNKNOWN
+    service: str = UNKNOWN
+    workload: str = UNKNOWN
+    version: str = UNKNOWN
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What rendering the golden labels needs beyond a snapshot, all from the config and
+    the node: this workload's identity, each listener's direction, each cluster's service."""
+
+    local: Identity = Identity()
+    directions: Mapping[str, str] = field(default_factory=dict)  # listener -> in/outbound
+    services: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # cluster -> ns, svc
+
+    def golden(self, listener: str, key: str) -> dict[str, str]:
+        parts = key.split(SEP)
+        if len(parts) != 5:  # not a series key (an older snapshot): the cluster alone
+            parts = [key, "", "", "", ""]
+        cluster, route, peer, workload, version = parts
+        direction = self.directions.get(listener, UNKNOWN)
+        if cluster in (NO_CLUSTER, OTHER):
+            dest_ns, dest_svc = UNKNOWN, UNKNOWN
+        else:
+            dest_ns, dest_svc = self.services.get(cluster, (UNKNOWN, cluster))
+        local = self.local
+        if direction == "inbound":
+            src_ns, src_svc = _peer(peer)
+            source = Identity(src_ns, src_svc, UNKNOWN, UNKNOWN)
+            dest = Identity(local.namespace, local.service, local.workload, local.version)
+            if dest_svc != UNKNOWN:
+                dest = Identity(dest_ns, dest_svc, local.workload, local.version)
+        else:
+            source = local
+            dest = Identity(dest_ns, dest_svc, workload or UNKNOWN, version or UNKNOWN)
+        return {
+            "listener": listener,
+            "cluster": cluster,
+            "direction": direction,
+            "source_namespace": source.namespace,
+            "source_service": source.service,
+            "source_workload": source.workload,
+            "source_version": source.version,
+            "destination_namespace": dest.namespace,
+            "destination_service": dest.service,
+            "destination_workload": dest.workload,
+            "destination_version": dest.version,
+            "route": route or UNKNOWN,
+        }
+
+
+def _peer(peer: str) -> tuple[str, str]:
+    """(namespace, service account) of a verified SPIFFE id; unknown in plaintext."""
+    if not peer:
+        return UNKNOWN, UNKNOWN
+    try:
+        sid = SpiffeId.parse(peer)
+    except ValueError:
+        return UNKNOWN, OTHER if peer == OTHER else UNKNOWN
+    return sid.namespace, sid.service_account
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def prometheus(snapshot: Mapping[str, Any], gauges: Mapping[str, float] | None = None) -> str:
-    """The Prometheus text exposition (version 0.0.4) of a snapshot."""
+def prometheus(
+    snapshot: Mapping[str, Any],
+    gauges: Mapping[str, float] | None = None,
+    labels: Labels | None = None,
+    info: Mapping[str, Mapping[str, str]] | None = None,
+) -> str:
+    """The Prometheus text exposition (version 0.0.4) of a snapshot. `info`: metric name
+    -> labels of a gauge whose value is 1 (e.g. the xDS versions in use)."""
+    labels = labels or Labels()
     out: list[str] = []
 
     def family(name: str, kind: str, help_: str) -> None:
@@ -316,27 +494,51 @@ def prometheus(snapshot: Mapping[str, Any], gauges: Mapping[str, float] | None =
         family(metric, kind, help_)
         for name, ls in listeners:
             sample(metric, {"listener": name}, ls.get(key, 0))
-    family("gossamer_requests_total", "counter", "Requests by listener, cluster and status class.")
-    for name, ls in listeners:
-        for cluster, rs in sorted(ls["requests"].items()):
-            for cls, n in zip(CLASSES, rs["classes"], strict=True):
-                if n:
-                    sample(
-                        "gossamer_requests_total",
-                        {"listener": name, "cluster": cluster, "class": cls},
-                        n,
-                    )
+    family(
+        "gossamer_requests_total",
+        "counter",
+        "Requests by direction, source, destination, route, status code and class.",
+    )
+    series = [
+        (labels.golden(name, key), rs)
+        for name, ls in listeners
+        for key, rs in sorted(ls["requests"].items())
+    ]
+    for golden, rs in series:
+        for code, n in sorted(rs.get("codes", {}).items(), key=lambda item: int(item[0])):
+            c = int(code) // 100
+            cls = CLASSES[c if 0 < c < 6 else 0]
+            sample("gossamer_requests_total", {**golden, "code": code, "class": cls}, n)
     hist = "gossamer_request_duration_seconds"
     family(hist, "histogram", "Request latency as the client sees it.")
-    for name, ls in listeners:
-        for cluster, rs in sorted(ls["requests"].items()):
-            labels = {"listener": name, "cluster": cluster}
-            cumulative = 0
-            for bound, n in zip((*BUCKETS, "+Inf"), rs["buckets"], strict=True):
-                cumulative += n
-                sample(f"{hist}_bucket", {**labels, "le": str(bound)}, cumulative)
-            sample(f"{hist}_sum", labels, round(rs["sum"], 6))
-            sample(f"{hist}_count", labels, cumulative)
+    for golden, rs in series:
+        cumulative = 0
+        for bound, n in zip((*BUCKETS, "+Inf"), rs["buckets"], strict=True):
+            cumulative += n
+            sample(f"{hist}_bucket", {**golden, "le": str(bound)}, cumulative)
+        sample(f"{hist}_sum", golden, round(rs["sum"], 6))
+        sample(f"{hist}_count", golden, cumulative)
+    for metric, key, help_ in (
+        ("gossamer_request_bytes_total", "rx", "Request bytes (head and body) from clients."),
+        ("gossamer_response_bytes_total", "tx", "Response bytes from upstreams."),
+    ):
+        family(metric, "counter", help_)
+        for golden, rs in series:
+            sample(metric, golden, rs.get(key, 0))
+    tcp = [
+        (labels.golden(name, key), cs)
+        for name, ls in listeners
+        for key, cs in sorted(ls.get("connections", {}).items())
+    ]
+    for metric, key, help_ in (
+        ("gossamer_tcp_connections_opened_total", "opened", "TCP proxy connections opened."),
+        ("gossamer_tcp_connections_closed_total", "closed", "TCP proxy connections closed."),
+        ("gossamer_tcp_received_bytes_total", "rx", "TCP proxy bytes from clients."),
+        ("gossamer_tcp_sent_bytes_total", "tx", "TCP proxy bytes from upstreams."),
+    ):
+        family(metric, "counter", help_)
+        for golden, cs in tcp:
+            sample(metric, golden, cs.get(key, 0))
     family("gossamer_response_flags_total", "counter", "Local replies and errors by flag.")
     for name, ls in listeners:
         for flag, n in sorted(ls["flags"].items()):
@@ -371,6 +573,9 @@ def prometheus(snapshot: Mapping[str, Any], gauges: Mapping[str, float] | None =
     for name, value in sorted((gauges or {}).items()):
         family(name, "gauge", name.replace("_", " "))
         sample(name, {}, value)
+    for name, info_labels in sorted((info or {}).items()):
+        family(name, "gauge", name.replace("_", " "))
+        sample(name, info_labels, 1)
     return "\n".join(out) + "\n"
 
 

@@ -1,14 +1,16 @@
 """The admin listener's HTTP server: small, keep-alive, one request at a time.
 
 It uses the same HTTP/1 core as the data path; the endpoints themselves are in
-proxy/admin/ and are async (stats are gathered from the worker processes).
+proxy/admin/ and are async (stats are gathered from the worker processes). An endpoint
+may answer with an async iterator of bytes instead of a body (`/tap`): it is streamed
+chunked, waits while the client's socket is full, and is cancelled when the client goes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import cast
 
@@ -18,7 +20,7 @@ from gossamer.proxy.io.listener import bind_socket
 
 log = get_logger("proxy.admin")
 
-AdminResponse = tuple[int, str, bytes]  # status, content type, body
+AdminResponse = tuple[int, str, bytes | AsyncIterator[bytes]]  # status, type, body
 AdminHandler = Callable[[str, str, bytes], Awaitable[AdminResponse]]
 MAX_BODY = 64 * 1024
 
@@ -32,6 +34,9 @@ class AdminConnection(asyncio.Protocol):
         self.head: RequestHead | None = None
         self.body = bytearray()
         self.task: asyncio.Task[None] | None = None
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.streaming = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -41,6 +46,15 @@ class AdminConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
         self.transport = None
+        self.writable.set()
+        if self.task is not None and self.streaming:
+            self.task.cancel()  # a streamed response: its reader is gone
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -81,6 +95,9 @@ class AdminConnection(asyncio.Protocol):
         if transport is None:
             return
         phrase = HTTPStatus(status).phrase
+        if not isinstance(content, bytes):
+            await self._stream(transport, status, phrase, ctype, content)
+            return
         keep = head.keep_alive
         lines = [
             f"HTTP/1.1 {status} {phrase}\r\n",
@@ -101,6 +118,37 @@ class AdminConnection(asyncio.Protocol):
         except ProtocolError as exc:
             transport.write(exc.response())
             transport.close()
+
+    async def _stream(
+        self,
+        transport: asyncio.Transport,
+        status: int,
+        phrase: str,
+        ctype: str,
+        chunks: AsyncIterator[bytes],
+    ) -> None:
+        self.streaming = True
+        transport.write(
+            f"HTTP/1.1 {status} {phrase}\r\ncontent-type: {ctype}\r\n"
+            "transfer-encoding: chunked\r\ncache-control: no-cache\r\n"
+            "connection: close\r\n\r\n".encode("latin-1")
+        )
+        try:
+            async for chunk in chunks:
+                if self.transport is None:
+                    return
+                if chunk:
+                    transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await self.writable.wait()
+            if self.transport is not None:
+                transport.write(b"0\r\n\r\n")
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            if self.transport is not None:
+                transport.close()
 
 
 class AdminServer:

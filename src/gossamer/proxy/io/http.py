@@ -39,6 +39,8 @@ from gossamer.protocols.http1 import (
     response_parser,
 )
 from gossamer.proxy.context import HttpContext
+from gossamer.proxy.filters import tap as _tap
+from gossamer.proxy.filters.accesslog import Record
 from gossamer.proxy.filters.authz import Authorizer, denied_body
 from gossamer.proxy.filters.retry import (
     CONNECT_FAILURE,
@@ -49,7 +51,8 @@ from gossamer.proxy.filters.retry import (
     retriable_status,
 )
 from gossamer.proxy.filters.route import DIRECT, FORWARD, REQ_AUTHORITY, HeaderPlan, RouteEntry
-from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats
+from gossamer.proxy.filters.stats import NO_CLUSTER, RequestStats, SeriesKey
+from gossamer.proxy.filters.trace import REPLACED as TRACE_REPLACED
 from gossamer.proxy.io.clock import INF
 from gossamer.proxy.io.replies import local_reply
 from gossamer.proxy.io.tls import handshake_failed, peer_identity, san_allowed
@@ -59,9 +62,11 @@ if TYPE_CHECKING:
     from gossamer.proxy.config import model as m
     from gossamer.proxy.filters.balance import EndpointState
     from gossamer.proxy.filters.fault import FaultDecision
+    from gossamer.proxy.filters.trace import Span
     from gossamer.proxy.io.listener import ListenerHandle
 
 monotonic = time.monotonic
+wallclock = time.time
 log = get_logger("proxy.authz")
 AUTHZ_HEADER: Final = b"x-gossamer-authz"
 
@@ -123,6 +128,7 @@ class HttpDownstream(asyncio.Protocol):
         "peer",
         "peer_identity",
         "peer_ip",
+        "peer_label",
         "pending",
         "replay",
         "replay_size",
@@ -135,18 +141,26 @@ class HttpDownstream(asyncio.Protocol):
         "retry",
         "route_deadline",
         "rstats",
+        "rx",
+        "s_ctx",
+        "s_entry",
+        "s_ep",
+        "s_rs",
         "seq",
+        "span",
         "started",
         "state",
         "status",
         "timer",
         "transport",
         "tries",
+        "tx",
         "up_head",
         "up_out",
         "up_size",
         "upstream",
         "upstream_paused",
+        "wall",
     )
 
     def __init__(self, handle: ListenerHandle) -> None:
@@ -160,6 +174,13 @@ class HttpDownstream(asyncio.Protocol):
         self.peer_ip = ""
         # The verified SPIFFE ID of an mTLS client (another sidecar); None in plaintext.
         self.peer_identity: str | None = None
+        self.peer_label = ""  # the identity as a metrics key part
+        # The last request series looked up, for its (context, route, endpoint): the next
+        # request on this connection to the same place reuses it without a lookup.
+        self.s_ctx: HttpContext | None = None
+        self.s_entry: RouteEntry | None = None
+        self.s_ep: EndpointState | None = None
+        self.s_rs: RequestStats | None = None
         self.state = IDLE
         self.deadline = INF
         self.timer = T_NONE
@@ -200,6 +221,12 @@ class HttpDownstream(asyncio.Protocol):
         self.dispatch = False  # routed; the upstream is asked for after the read is parsed
         self.status = 0
         self.started = 0.0
+        # Tracing and access logs (ctx.observed): the span, the start (epoch; 0: none
+        # or already reported) and body bytes received and sent.
+        self.span: Span | None = None
+        self.wall = 0.0
+        self.rx = 0
+        self.tx = 0
 
     # --- connection events -------------------------------------------------------------
 
@@ -210,6 +237,7 @@ class HttpDownstream(asyncio.Protocol):
         self.peer_ip = peer[0] if peer else ""
         self.peer = self.peer_ip.encode()
         self.peer_identity = peer_identity(transport)
+        self.peer_label = self.peer_identity or ""
         handle = self.handle
         handle.connections.add(self)
         handle.ticker.items.add(self)
@@ -239,6 +267,10 @@ class HttpDownstream(asyncio.Protocol):
                 self._finish_endpoint(0, monotonic(), record=False)
                 if self.rstats is not None:  # counted, as the status it got (0: none)
                     self.rstats.record(self.status, monotonic() - self.started)
+                if self.wall:
+                    self._observe_end(self.status, "DC", monotonic())
+                if _tap.sink is not None:
+                    _tap.sink.offer(self, self.status, monotonic(), "DC")
 
     def data_received(self, data: bytes) -> None:
         state = self.state
@@ -259,6 +291,9 @@ class HttpDownstream(asyncio.Protocol):
         except ProtocolError as exc:
             self._protocol_error(exc)
             return
+        rstats = self.rstats
+        if rstats is not None:
+            rstats.rx += len(data)
         if self.dispatch:
             self._dispatch()
         if self.up_out:
@@ -343,14 +378,14 @@ class HttpDownstream(asyncio.Protocol):
         elif timer == T_STREAM and self.state == ACTIVE:
             if self.resp_started:
                 self.ctx.stats.flag("SI")
-                self._finish_endpoint(408, now)
+                self._finish_endpoint(408, now, flags="SI")
                 self._abort_exchange()
             else:
                 self._upstream_failed(408, "request body timeout", "SI", retry=False)
         elif timer == T_ROUTE and self.state == ACTIVE:
             if self.resp_started:
                 self.ctx.stats.flag("UT")
-                self._finish_endpoint(504, now)
+                self._finish_endpoint(504, now, flags="UT")
                 self._abort_exchange()
             elif self.retry is not None and now < self.route_deadline:  # the try's own
                 self._upstream_failed(
@@ -375,6 +410,10 @@ class HttpDownstream(asyncio.Protocol):
         self.deadline = INF
         self.timer = T_NONE
         self.has_body = head.chunked or bool(head.content_length)
+        if ctx.observed:
+            self.wall = wallclock()
+            if ctx.tracer is not None:
+                self.span = ctx.tracer.start(head.headers)
         authority = head.authority or head.host or b""
         authz = ctx.authz
         if authz is not None and self._denied(authz, head, authority):
@@ -401,8 +440,8 @@ class HttpDownstream(asyncio.Protocol):
         i = entry.pick(ctx.rng)
         name = entry.cluster_names[i]
         cluster = ctx.clusters.get(name)
-        self.rstats = ctx.stats.requests.get(name) or ctx.stats.for_cluster(name)
         if cluster is None:
+            self.rstats = self._series(ctx, (name, entry.name, self.peer_label, "", ""))
             self._local(503, b"cluster not found: %s\n" % name.encode(), "NC")
             return
         self.cluster = cluster
@@ -413,8 +452,21 @@ class HttpDownstream(asyncio.Protocol):
                 entry.hash.key(head.headers, head.path, self.peer_ip) if entry.hashing else None
             )
         if ep is None:
+            self.rstats = self._series(ctx, (name, entry.name, self.peer_label, "", ""))
             self._local(503, b"no healthy upstream\n", "UH")
             return
+        if ctx.request_metrics:
+            rs = self.s_rs
+            if (
+                ep is not self.s_ep
+                or entry is not self.s_entry
+                or ctx is not self.s_ctx
+                or (rs is None or rs.expired)
+            ):
+                key = (name, entry.name, self.peer_label, ep.workload, ep.version)
+                rs = self._series(ctx, key)
+                self.s_ctx, self.s_entry, self.s_ep, self.s_rs = ctx, entry, ep, rs
+            self.rstats = rs
         cstats = cluster.stats
         if cstats.rq_active >= cluster.max_requests or cstats.rq_pending >= cluster.max_pending:
             cstats.overflow += 1
@@ -439,7 +491,15 @@ class HttpDownstream(asyncio.Protocol):
             if head.version == b"1.1" and self.transport is not None:
                 self.transport.write(CONTINUE)
                 self.continue_sent = True
-        if plan.empty and not head.expect_continue:
+        span = self.span
+        sets = plan.set
+        fast = plan.empty and not head.expect_continue
+        if span is not None and (not fast or not span.block):
+            # The trace context for the next hop, replacing the caller's trace headers.
+            sets = (*sets, *span.headers())
+            remove = remove | TRACE_REPLACED
+            fast = False
+        if fast:
             up_head = build_request_head(
                 head,
                 target=entry.upstream_path(head.path) if entry.rewrites else None,
@@ -448,6 +508,8 @@ class HttpDownstream(asyncio.Protocol):
                 proto=PROTO,
                 request_id=ctx.generate_request_id,
             )
+            if span is not None:  # a trace starts here: no trace header to replace
+                up_head = up_head[:-2] + span.block + b"\r\n"
         else:
             up_head = build_request_head(
                 head,
@@ -456,7 +518,7 @@ class HttpDownstream(asyncio.Protocol):
                 client_addr=self.peer if ctx.xff else None,
                 proto=PROTO,
                 request_id=ctx.generate_request_id,
-                set_headers=plan.set,
+                set_headers=sets,
                 add_headers=plan.add,
                 remove_headers=remove or _NO_REMOVE,
             )
@@ -476,6 +538,7 @@ class HttpDownstream(asyncio.Protocol):
     def on_body(self, data: bytes) -> None:
         if self.state != ACTIVE:
             return  # discarding the body of a request answered locally
+        self.rx += len(data)
         if self.req_chunked:
             data = encode_chunk(data)
         if self.timer == T_STREAM:
@@ -653,7 +716,7 @@ class HttpDownstream(asyncio.Protocol):
             return
         if self.resp_started:
             self.ctx.stats.flag(flags)
-            self._finish_endpoint(status, now)
+            self._finish_endpoint(status, now, flags=flags)
             self._abort_exchange()
             return
         self._finish_endpoint(status, now, record=False)
@@ -863,7 +926,16 @@ class HttpDownstream(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _finish_endpoint(self, status: int, now: float, record: bool = True) -> None:
+    @staticmethod
+    def _series(ctx: HttpContext, key: SeriesKey) -> RequestStats | None:
+        if not ctx.request_metrics:
+            return None
+        stats = ctx.stats
+        return stats.requests.get(key) or stats.for_series(key)
+
+    def _finish_endpoint(
+        self, status: int, now: float, record: bool = True, flags: str = ""
+    ) -> None:
         """Release the endpoint's accounting for the current exchange (once)."""
         ep = self.endpoint
         cluster = self.cluster
@@ -885,6 +957,45 @@ class HttpDownstream(asyncio.Protocol):
             ep.observe_rtt(now - self.started, now)
         if record and self.rstats is not None:
             self.rstats.record(status, now - self.started)
+        if record and self.wall:
+            self._observe_end(status, flags, now, ep.address, ep.port)
+        if record and _tap.sink is not None:
+            _tap.sink.offer(self, status, now, flags, ep)
+
+    def _observe_end(
+        self, status: int, flags: str, now: float, address: str = "", port: int = 0
+    ) -> None:
+        """The exchange is over: its span to the exporter, its line to the access logs."""
+        wall, self.wall = self.wall, 0.0
+        head = self.head
+        if head is None:
+            return
+        ctx = self.ctx
+        span, self.span = self.span, None
+        cluster = self.cluster.name if self.cluster is not None else ""
+        duration = now - self.started
+        if span is not None and ctx.tracer is not None:
+            entry = self.entry
+            ctx.tracer.finish(
+                span,
+                duration,
+                head.method,
+                head.path,
+                head.authority or head.host or b"",
+                status,
+                flags,
+                entry.name if entry is not None else "",
+                self.peer_ip,
+                self.peer_identity,
+                cluster,
+                head.request_id,
+            )
+        if ctx.access_logs:
+            trace_id = span.trace_id.decode() if span is not None else None
+            upstream = f"{address}:{port}" if address else ""
+            record = Record(self, wall, duration, status, flags, trace_id, cluster, upstream)
+            for logger in ctx.access_logs:
+                logger.log(record)
 
     # --- responses ---------------------------------------------------------------------
 
@@ -965,11 +1076,18 @@ class HttpDownstream(asyncio.Protocol):
         head = self.head
         assert head is not None
         now = monotonic()
-        stats = self.ctx.stats
+        ctx = self.ctx
+        stats = ctx.stats
         if flags:
             stats.flag(flags)
-        rstats = self.rstats or stats.for_cluster(NO_CLUSTER)
-        rstats.record(status, now - self.started)
+        if ctx.request_metrics:
+            rstats = self.rstats or stats.for_series((NO_CLUSTER, "", self.peer_label, "", ""))
+            rstats.record(status, now - self.started)
+        if self.wall:
+            self.tx += len(body)
+            self._observe_end(status, flags, now)
+        if _tap.sink is not None:
+            _tap.sink.offer(self, status, now, flags)
         plan = self.resp_plan
         if plan is not None and not plan.empty:
             if plan.dynamic:  # %REQ(:AUTHORITY)% in a direct response's headers
@@ -1046,7 +1164,8 @@ class HttpDownstream(asyncio.Protocol):
 
     def _reply_and_close(self, status: int, reason: str, flags: str) -> None:
         self.ctx.stats.flag(flags)
-        self.ctx.stats.for_cluster(NO_CLUSTER).record(status, 0.0)
+        if self.ctx.request_metrics:
+            self.ctx.stats.for_series((NO_CLUSTER, "", self.peer_label, "", "")).record(status, 0.0)
         t = self.transport
         if t is None or self.state == CLOSED:
             return
@@ -1073,7 +1192,7 @@ class HttpDownstream(asyncio.Protocol):
     def _protocol_error(self, exc: ProtocolError) -> None:
         if self.state == ACTIVE:
             # Broken body framing mid-request: the upstream got part of it; end both.
-            self._finish_endpoint(exc.status, monotonic())
+            self._finish_endpoint(exc.status, monotonic(), flags=exc.flags)
             if self.resp_started:
                 self.ctx.stats.flag(exc.flags)
                 self._abort_exchange()
@@ -1165,6 +1284,9 @@ class UpstreamConnection(asyncio.Protocol):
                 down.transport.write(data)
             return
         self.responded = True
+        rstats = down.rstats
+        if rstats is not None:
+            rstats.tx += len(data)
         try:
             self.parser.feed(data)
         except ProtocolError as exc:
@@ -1253,6 +1375,7 @@ class UpstreamConnection(asyncio.Protocol):
     def on_body(self, data: bytes) -> None:
         down = self.down
         if down is not None:
+            down.tx += len(data)
             down.out.append(encode_chunk(data) if down.resp_chunked else data)
 
     def on_message_complete(self) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from gossamer.protocols.sni import ClientHelloReader
 from gossamer.proxy.context import TcpContext
+from gossamer.proxy.filters.stats import ConnStats
 from gossamer.proxy.io.clock import INF
 from gossamer.proxy.io.tls import handshake_failed, peer_identity, san_allowed
 
@@ -30,6 +31,7 @@ class TcpDownstream(asyncio.Protocol):
     __slots__ = (
         "activity",
         "cluster",
+        "conn",
         "ctx",
         "deadline",
         "endpoint",
@@ -62,6 +64,7 @@ class TcpDownstream(asyncio.Protocol):
         self.hello: ClientHelloReader | None = None
         # The verified SPIFFE ID of an mTLS client (another sidecar); None in plaintext.
         self.peer_identity: str | None = None
+        self.conn: ConnStats | None = None  # this connection's metrics series, once routed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -123,6 +126,11 @@ class TcpDownstream(asyncio.Protocol):
         self.endpoint = ep
         ep.active += 1
         cluster.stats.rq_active += 1
+        if ctx.request_metrics:
+            key = (name, "", self.peer_identity or "", ep.workload, ep.version)
+            conn = self.conn = ctx.stats.for_connection(key)
+            conn.opened += 1
+            conn.active += 1
         asyncio.get_running_loop().create_task(self._open(cluster, ep))
 
     def _fail(self, cluster: str, flag: str) -> None:
@@ -193,6 +201,9 @@ class TcpDownstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.activity = True
+        conn = self.conn
+        if conn is not None:
+            conn.rx += len(data)
         up = self.upstream
         if up is not None and up.transport is not None:
             up.transport.write(data)
@@ -225,6 +236,11 @@ class TcpDownstream(asyncio.Protocol):
         handle.ticker.items.discard(self)
         handle.stats.cx_active -= 1
         self.transport = None
+        conn = self.conn
+        if conn is not None:
+            self.conn = None
+            conn.closed += 1
+            conn.active -= 1
         if self.endpoint is not None and self.cluster is not None:
             self.ctx.stats.for_cluster(self.cluster.name).record(
                 200, time.monotonic() - self.started
@@ -291,6 +307,9 @@ class TcpUpstream(asyncio.Protocol):
         self.activity = True
         if self.tls_host is not None:
             self._remember_session()
+        conn = self.down.conn
+        if conn is not None:
+            conn.tx += len(data)
         t = self.down.transport
         if t is not None:
             t.write(data)
