@@ -108,6 +108,11 @@ def test_overview_lists_the_services(page: Any, mesh: Mesh) -> None:
     services = page.locator("#services tbody")
     services.get_by_role("link", name="benigno", exact=True).wait_for()
     services.get_by_role("link", name="magnanimo", exact=True).wait_for()
+    if not mesh.missing("/api/v1/stats"):
+        # Golden metrics for benigno (traffic flows through it all along).
+        row = services.locator("tr", has=page.get_by_role("link", name="benigno", exact=True))
+        wait_for(lambda: "%" in row.inner_text(), timeout=30, message="benigno's success rate")
+        page.locator("#worst").get_by_role("link", name="benigno", exact=True).wait_for()
     cards = page.locator(".cards").inner_text()
     assert "STRICT" in cards  # the mesh's mTLS mode (no Mesh resource: the default)
     assert "root expires in" in cards  # certificate expiry from /api/v1/ca

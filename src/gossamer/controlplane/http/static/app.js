@@ -344,7 +344,9 @@ function servicePage(main, [ns, name]) {
     const times = pts.map((p) => p.t);
     const versionNames = [...new Set(pts.flatMap((p) => Object.keys(p.versions || {})))].sort();
     chartBox.replaceChildren(
-      chart({ title: "Success rate", times, series: [{ label: "success", values: pts.map((p) => (p.successRate === null || p.successRate === undefined ? null : p.successRate * 100)) }], unit: "%", format: (v) => num(v, 1) }),
+      chart({ title: "Success rate", times, series: [{ label: "success", values: pts.map((p) => (p.successRate === null || p.successRate === undefined ? null : p.successRate * 100)) }], unit: "%", format: (v) => num(v, 1),
+        // 0–100%, zoomed in when every point is high (99.9% vs 99% matters).
+        range: (u, min) => [min !== null && min >= 90 ? 90 : 0, 100] }),
       chart({ title: "Requests per second", times, series: [
         { label: "total", values: pts.map((p) => p.rps ?? null) },
         ...versionNames.map((v) => ({ label: v, values: pts.map((p) => p.versions?.[v]?.rps ?? null) })),
@@ -643,9 +645,13 @@ function policies(main, [kind, ns, name]) {
   }
   function render() {
     const selected = kind ? Object.keys(counts).find((k) => k === kind || k.split(".")[0] === kind) : null;
-    kindsNav.replaceChildren(h("ul", {}, Object.entries(counts).map(([k, items]) =>
-      h("li", {}, link(`#/policies/${encodeURIComponent(k)}`, `${k.split(".")[0]} (${items.length})`,
-        { "aria-current": k === selected ? "page" : null, title: k })))));
+    const names = Object.keys(counts).map((k) => k.split(".")[0]);
+    kindsNav.replaceChildren(h("ul", {}, Object.entries(counts).map(([k, items]) => {
+      const [short, ...group] = k.split(".");
+      // A kind in two API groups (TCPRoute) says which one.
+      const label = names.filter((n) => n === short).length > 1 ? `${short} (${items.length}) ${group[0] || ""}` : `${short} (${items.length})`;
+      return h("li", {}, link(`#/policies/${encodeURIComponent(k)}`, label, { "aria-current": k === selected ? "page" : null, title: k }));
+    })));
     if (!selected) {
       const all = Object.values(counts).flat().filter((r) => !["Workload"].includes(r.kind));
       listBox.replaceChildren(h("h3", {}, "All resources (workloads on the Overview)"), resourceTable(all));
