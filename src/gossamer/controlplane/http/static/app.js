@@ -730,9 +730,15 @@ function renderExplanation(d) {
     ], d.steps || [], { caption: "Steps" }),
     (d.backends || []).length ? table([
       { title: "backend", value: (b) => b.service },
-      { title: "weight", value: (b) => b.weight, numeric: true },
-      { title: "healthy endpoints", value: (b) => `${b.healthyEndpoints} of ${b.endpoints}`, numeric: true },
+      { title: "weight", value: (b) => (b.share !== undefined && b.share !== null ? `${b.weight} (${pct(b.share, 0)})` : b.weight), numeric: true },
+      { title: "healthy endpoints", value: (b) => `${b.healthyEndpoints} of ${Array.isArray(b.endpoints) ? b.endpoints.length : b.endpoints}`, numeric: true },
+      { title: "endpoints", value: (b) => endpointList(b).map((e) => `${e.address}${e.workload ? ` (${e.workload})` : ""}${e.healthy === false ? " unhealthy" : ""}`).join(", ") || "–" },
     ], d.backends, { caption: "Backends" }) : null);
+}
+
+// A backend's endpoints: a list of {address, workload, healthy} (or just a count).
+function endpointList(b) {
+  return Array.isArray(b.endpoints) ? b.endpoints : [];
 }
 
 // --- traces --------------------------------------------------------------------------------------
@@ -921,9 +927,11 @@ async function start() {
   document.getElementById("libs").textContent = [
     libs.charts ? null : "charts", libs.graph ? null : "graph", libs.yaml ? null : "YAML",
   ].filter(Boolean).map((x) => `${x} library missing`).join(", ");
-  await Promise.all([loadInventory(), loadStats()]);
+  // The inventory first (the browser opens six connections at most); metrics fill in after.
+  await loadInventory();
   window.addEventListener("hashchange", route);
   route();
+  loadStats();
   startWatch();
   startStats();
   document.body.dataset.ready = "true";
