@@ -804,7 +804,10 @@ function waterfall(spans) {
     const error = s.tags && (s.tags.error !== undefined || /^5/.test(s.tags["http.status_code"] || ""));
     return h("div", { class: "span-row", role: "row" },
       h("div", { class: "span-name", role: "cell", style: `padding-left:${depth * 14}px` },
-        h("strong", {}, s.localEndpoint?.serviceName || "?"), " ", s.name || "", " ", h("span", { class: "small" }, s.kind || "")),
+        h("details", {},
+          h("summary", {}, h("strong", {}, s.localEndpoint?.serviceName || "?"), " ", s.name || "", " ", h("span", { class: "small" }, s.kind || "")),
+          h("dl", { class: "facts small" }, Object.entries(s.tags || {}).flatMap(([k, v]) => [h("dt", {}, k), h("dd", { class: "mono" }, v)]),
+            s.remoteEndpoint ? [h("dt", {}, "remote"), h("dd", { class: "mono" }, `${s.remoteEndpoint.serviceName || ""} ${s.remoteEndpoint.ipv4 || s.remoteEndpoint.ipv6 || ""}:${s.remoteEndpoint.port || ""}`)] : null))),
       h("div", { class: "span-track", role: "cell" },
         h("div", { class: "span-lane" },
           h("div", { class: `span-bar${error ? " span-error" : ""}`, style: `left:${left}%;width:${width}%`, title: JSON.stringify(s.tags || {}) })),
