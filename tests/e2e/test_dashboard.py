@@ -101,8 +101,12 @@ def page(chromium: Any) -> Iterator[Any]:
     page.set_default_timeout(15_000)
     errors = collect_errors(page)
     yield page
+    text = page.locator("main").inner_text() if not page.is_closed() else ""
     context.close()
     assert errors == [], f"script errors on the page: {errors}"
+    # Values the page failed to format.
+    for junk in ("[object Object]", "undefined", "NaN"):
+        assert junk not in text, f"{junk!r} on the page:\n{text}"
 
 
 def open_page(page: Any, mesh: Mesh | str, route: str) -> None:

@@ -609,7 +609,7 @@ function proxyPage(main, [id]) {
         h("dt", {}, "version"), h("dd", {}, `${p.userAgent || "–"} (${p.streamKind || "–"} xDS)`),
         h("dt", {}, "address"), h("dd", { class: "mono" }, `${p.address || "–"} admin :${p.adminPort || "–"} peer ${p.peer || "–"}`),
         h("dt", {}, "connected"), h("dd", {}, p.streams ? `since ${time(p.connectedSince)}` : `disconnected ${ago(p.disconnectedAt)}`)),
-      p.nack ? notice(`NACKing ${p.nack.type} version ${p.nack.version}: ${p.nack.error}`, "error") : null,
+      p.nack ? notice(`NACKing ${p.nack.type} version ${p.nack.version}: ${p.nack.error}`, "error") : "",
       table([
         { title: "type", value: (r) => r[0] },
         { title: "sent", value: (r) => h("span", { class: "mono" }, r[1].sent || "–") },
