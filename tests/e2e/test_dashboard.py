@@ -226,8 +226,17 @@ def test_topology_shows_magnanimo_calling_benigno(page: Any, mesh: Mesh) -> None
         " && e.target().data('name') === 'benigno')"
     )
     screenshot(page, "topology")
-    page.get_by_role("link", name="benigno", exact=True).first.click()
+    # A click on a node opens its service's page (so does its link in the table).
+    box = page.evaluate(
+        "() => { const n = window.gossamerGraph.getElementById('default/benigno');"
+        " const p = n.renderedPosition(); const r = document.getElementById('graph')"
+        ".getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }"
+    )
+    page.mouse.click(box[0], box[1])
     page.wait_for_url("**/#/service/default/benigno")
+    page.go_back()
+    page.locator("#edges").get_by_role("link", name="magnanimo").first.click()
+    page.wait_for_url("**/#/service/default/magnanimo")
 
 
 def test_traces_list_and_waterfall(page: Any, mesh: Mesh) -> None:
