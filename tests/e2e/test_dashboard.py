@@ -225,6 +225,11 @@ def test_topology_shows_magnanimo_calling_benigno(page: Any, mesh: Mesh) -> None
         "() => window.gossamerGraph.edges().some(e => e.source().data('name') === 'magnanimo'"
         " && e.target().data('name') === 'benigno')"
     )
+    # Live: the labels follow the metrics stream (every 2 s) without a reload or re-layout.
+    labels = "() => window.gossamerGraph.edges().map(e => e.data('label')).join('|')"
+    before = page.evaluate(labels)
+    wait_for(lambda: page.evaluate(labels) != before, timeout=20, message="edge labels to move")
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
     screenshot(page, "topology")
     # A click on a node opens its service's page (so does its link in the table).
     box = page.evaluate(
