@@ -28,6 +28,14 @@ async function loadInventory() {
       optional("/api/v1/ca"),
       optional("/api/v1/mtls-report"),
     ]);
+    // Nothing new since the last poll (the common case): leave the page alone, so a big
+    // table is not rebuilt every 3 s under the reader's cursor.
+    // (Certificate ages and report times move on every poll: compared by what they name.)
+    const signature = JSON.stringify([proxies.items, endpoints && endpoints.items, workloads.items, services.items, meshes.items,
+      ca && [ca.issuer?.notAfter, (ca.leaves || []).map((l) => [l.node, l.notAfter])],
+      mtls && mtls.items.map((m) => [m.proxy, m.mode, m.identity, m.certificate])]);
+    const same = signature === lastSignature && state.error === null;
+    lastSignature = signature;
     state.proxies = proxies.items;
     state.endpoints = endpoints ? endpoints.items : [];
     state.workloads = workloads.items;
@@ -37,11 +45,13 @@ async function loadInventory() {
     state.mtls = mtls ? mtls.items : [];
     state.error = null;
     state.loadedAt = Date.now() / 1000;
+    if (same) return;
   } catch (e) {
     state.error = e;
   }
   changed();
 }
+let lastSignature = "";
 
 async function loadStats() {
   try {
@@ -844,7 +854,7 @@ function tap(main) {
     return h("tr", { class: r.status >= 500 ? "row-bad" : null },
       h("td", {}, time(r.time)), h("td", {}, r.proxy), h("td", {}, r.direction), h("td", {}, r.method),
       h("td", { class: "mono" }, r.authority), h("td", { class: "mono" }, r.path), h("td", { class: "num" }, r.status),
-      h("td", { class: "num" }, ms(r.latencyMs)), h("td", {}, r.source?.workload || r.source?.identity || "–"),
+      h("td", { class: "num" }, ms(r.latencyMs)), h("td", { class: "small" }, r.source?.workload || r.source?.identity || "–"),
       h("td", {}, r.destination?.workload || r.destination?.service || "–"),
       h("td", {}, r.traceId ? link(`#/trace/${encodeURIComponent(r.traceId)}`, r.traceId.slice(0, 8)) : "–"));
   }
