@@ -342,3 +342,38 @@ def test_a_reader_token_is_all_it_needs(chromium: Any, tmp_path: Path) -> None:
     finally:
         context.close()
         cp.stop()
+
+
+PROMOTE_SMI = """
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata: {name: benigno-canary}
+spec:
+  service: benigno
+  backends:
+  - {service: benigno-v1, weight: 0}
+  - {service: benigno-v2, weight: 100}
+"""
+
+
+def test_the_service_page_follows_a_promotion_live(page: Any, mesh: Mesh) -> None:
+    """Last in the module (it changes the mesh): the canary is promoted with an SMI
+    TrafficSplit while the page is open; the configured split and then the chart follow,
+    with no reload."""
+    open_page(page, mesh, "service/default/benigno")
+    split = page.locator("table#split")
+    split.get_by_text("HTTPRoute benigno-canary").first.wait_for()
+    mesh.demo.delete("httproute/benigno-canary")
+    mesh.demo.apply(PROMOTE_SMI)
+    split.get_by_text("TrafficSplit benigno-canary").first.wait_for()
+    rows = {r.split("\t")[1]: r for r in split.locator("tbody tr").all_inner_texts()}
+    assert "0%" in rows["v1"] and "100%" in rows["v2"], rows
+    if mesh.missing("/api/v1/stats/series"):
+        mesh.skip_unless("/api/v1/stats/series", "metrics")
+    wait_for(
+        lambda: (s := _split_of_last_point(page)) is not None and s > 0.95,
+        timeout=60,
+        message="the chart's last point to show the promotion",
+    )
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    screenshot(page, "service-promoted")

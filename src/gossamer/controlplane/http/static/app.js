@@ -9,6 +9,7 @@ import {
 const state = {
   proxies: [], endpoints: [], workloads: [], serviceResources: [], meshes: [], ca: null, mtls: [],
   kinds: [],
+  revision: 0, // counts resource changes seen on the watch stream: pages reload what they listed
   stats: null, // the latest {time, services, workloads, edges}
   statsAvailable: undefined, // undefined: not known yet; false: no metrics API on this control plane
   error: null,
@@ -31,7 +32,7 @@ async function loadInventory() {
     // Nothing new since the last poll (the common case): leave the page alone, so a big
     // table is not rebuilt every 3 s under the reader's cursor.
     // (Certificate ages and report times move on every poll: compared by what they name.)
-    const signature = JSON.stringify([proxies.items, endpoints && endpoints.items, workloads.items, services.items, meshes.items,
+    const signature = JSON.stringify([state.revision, proxies.items, endpoints && endpoints.items, workloads.items, services.items, meshes.items,
       ca && [ca.issuer?.notAfter, (ca.leaves || []).map((l) => [l.node, l.notAfter])],
       mtls && mtls.items.map((m) => [m.proxy, m.mode, m.identity, m.certificate])]);
     const same = signature === lastSignature && state.error === null;
@@ -85,7 +86,7 @@ function startWatch() {
     if (name === "ERROR") return;
     // A resource changed: reload the inventory once the burst is over.
     clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(loadInventory, 250);
+    refreshTimer = setTimeout(() => { state.revision++; loadInventory(); }, 250);
   }, (s) => setLive("watch", s));
   // Proxy connections, ACKs and endpoints' health are not store resources: poll them.
   setInterval(() => { if (!document.hidden) loadInventory(); }, 3000);
@@ -321,8 +322,10 @@ function servicePage(main, [ns, name]) {
   main.append(head, charts, split, versions, edges, policies, eps);
   let resources = [];
   let destroyed = false;
+  let listedAt = state.revision;
 
   async function loadPolicies() {
+    listedAt = state.revision;
     const kinds = state.kinds.length ? state.kinds : await api("/api/v1/kinds").catch(() => []);
     state.kinds = kinds;
     const wanted = kinds.filter((k) => !["Workload", "Service", "GatewayClass"].includes(k.kind)).map(kindName);
@@ -445,6 +448,7 @@ function servicePage(main, [ns, name]) {
       { title: "health", value: (e) => badge(e.health, { healthy: "ok", unhealthy: "bad" }[e.health] || "idle"), sort: (e) => e.health },
     ], svc?.endpoints || [], { id: "endpoints", empty: "no endpoints" }));
     if (Date.now() - seriesAt > 5000) loadSeries();
+    if (listedAt !== state.revision) loadPolicies();
   }
   update();
   loadPolicies();
@@ -685,8 +689,10 @@ function policies(main, [kind, ns, name]) {
       { title: "created", value: (r) => r.metadata.creationTimestamp || "–", sort: (r) => r.metadata.creationTimestamp || "" },
     ], items, { id: "resources", empty: "none", limit: 300 });
   }
-  load().catch((e) => listBox.replaceChildren(notice(e.message, "error")));
-  return { update: () => {} };
+  let listedAt = state.revision;
+  const reload = () => load().catch((e) => listBox.replaceChildren(notice(e.message, "error")));
+  reload();
+  return { update: () => { if (listedAt !== state.revision) { listedAt = state.revision; reload(); } } };
 }
 
 function targetText(r) {
