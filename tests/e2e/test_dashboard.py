@@ -377,3 +377,25 @@ def test_the_service_page_follows_a_promotion_live(page: Any, mesh: Mesh) -> Non
     )
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
     screenshot(page, "service-promoted")
+
+
+def test_the_page_rides_out_a_control_plane_restart(chromium: Any, tmp_path: Path) -> None:
+    """The streams reconnect by themselves: a Service applied after a restart shows up
+    without a reload."""
+    cp = ControlPlane(tmp_path / "cp").start()
+    context = chromium.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        open_page(page, cp.api, "overview")
+        page.locator("#live").get_by_text("live", exact=True).wait_for()
+        cp.restart()
+        cp.cli("apply", "-f", "-", input=(
+            "apiVersion: gossamer.io/v1alpha1\nkind: Service\nmetadata: {name: after}\n"
+            "spec: {selector: {app: after}}\n"
+        ), check=True)  # fmt: skip
+        page.locator("#services").get_by_role("link", name="after").wait_for(timeout=20_000)
+        page.locator("#live").get_by_text("live", exact=True).wait_for()
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    finally:
+        context.close()
+        cp.stop()

@@ -87,7 +87,11 @@ function startWatch() {
     // A resource changed: reload the inventory once the burst is over.
     clearTimeout(refreshTimer);
     refreshTimer = setTimeout(() => { state.revision++; loadInventory(); }, 250);
-  }, (s) => setLive("watch", s));
+  }, (s) => {
+    // Back after a drop: changes made meanwhile were not streamed, so list again.
+    if (s === "live" && liveStates.watch && liveStates.watch !== "live") { state.revision++; loadInventory(); }
+    setLive("watch", s);
+  });
   // Proxy connections, ACKs and endpoints' health are not store resources: poll them.
   setInterval(() => { if (!document.hidden) loadInventory(); }, 3000);
 }
