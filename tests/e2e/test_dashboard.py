@@ -24,7 +24,7 @@ from gossamer.demo.runner import Demo
 from gossamer.demo.scenarios import CANARY
 from gossamer.demo.traffic import Driver
 from tests.support.browser import VIEWPORT, browser, collect_errors, screenshot
-from tests.support.processes import Process
+from tests.support.processes import ControlPlane, Process
 from tests.support.wait import wait_for
 from tests.support.xds_clients import NACK_ERROR
 
@@ -32,6 +32,13 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CANARY_90_10 = (ROOT / "examples/canary/canary-90-10.yaml").read_text()
+# Every request traced into the control plane's collector (docs/tracing.md).
+TRACED_MESH = """
+apiVersion: gossamer.io/v1alpha1
+kind: Mesh
+metadata: {name: default}
+spec: {tracing: {sampling: 100, backend: builtin}}
+"""
 
 
 @dataclass
@@ -63,6 +70,7 @@ def mesh() -> Iterator[Mesh]:
             driver.start()
             demo._warm_up(driver)
             demo.apply(CANARY_90_10)
+            demo.apply(TRACED_MESH)
             xds = json.loads((Path(tmp) / "cp" / "controlplane.json").read_text())["xds"]
             # A sidecar that rejects its listeners: the proxies page must flag it.
             nacker = Process(
@@ -93,12 +101,17 @@ def page(chromium: Any) -> Iterator[Any]:
     page.set_default_timeout(15_000)
     errors = collect_errors(page)
     yield page
+    text = page.locator("main").inner_text() if not page.is_closed() else ""
     context.close()
     assert errors == [], f"script errors on the page: {errors}"
+    # Values the page failed to format.
+    for junk in ("[object Object]", "undefined", "NaN"):
+        assert junk not in text, f"{junk!r} on the page:\n{text}"
 
 
-def open_page(page: Any, mesh: Mesh, route: str) -> None:
-    page.goto(f"{mesh.api}/#/{route}")
+def open_page(page: Any, mesh: Mesh | str, route: str) -> None:
+    api = mesh if isinstance(mesh, str) else mesh.api
+    page.goto(f"{api}/#/{route}")
     page.wait_for_selector("body[data-ready=true]")
 
 
@@ -107,6 +120,11 @@ def test_overview_lists_the_services(page: Any, mesh: Mesh) -> None:
     services = page.locator("#services tbody")
     services.get_by_role("link", name="benigno", exact=True).wait_for()
     services.get_by_role("link", name="magnanimo", exact=True).wait_for()
+    if not mesh.missing("/api/v1/stats"):
+        # Golden metrics for benigno (traffic flows through it all along).
+        row = services.locator("tr", has=page.get_by_role("link", name="benigno", exact=True))
+        wait_for(lambda: "%" in row.inner_text(), timeout=30, message="benigno's success rate")
+        page.locator("#worst").get_by_role("link", name="benigno", exact=True).wait_for()
     cards = page.locator(".cards").inner_text()
     assert "STRICT" in cards  # the mesh's mTLS mode (no Mesh resource: the default)
     assert "root expires in" in cards  # certificate expiry from /api/v1/ca
@@ -160,6 +178,8 @@ def test_explain_form_returns_an_explanation(page: Any, mesh: Mesh) -> None:
     summary = page.locator("#explain-result .summary")
     summary.wait_for()
     assert "routed" in summary.inner_text()
+    result = page.locator("#explain-result").inner_text()
+    assert "benigno-v1" in result and "benigno-v2" in result and "[object" not in result
     assert page.locator("#explain-result table").first.inner_text().count("\n") >= 2
     screenshot(page, "explain")
 
@@ -205,26 +225,61 @@ def test_topology_shows_magnanimo_calling_benigno(page: Any, mesh: Mesh) -> None
         "() => window.gossamerGraph.edges().some(e => e.source().data('name') === 'magnanimo'"
         " && e.target().data('name') === 'benigno')"
     )
+    # Live: the labels follow the metrics stream (every 2 s) without a reload or re-layout.
+    labels = "() => window.gossamerGraph.edges().map(e => e.data('label')).join('|')"
+    before = page.evaluate(labels)
+    wait_for(lambda: page.evaluate(labels) != before, timeout=20, message="edge labels to move")
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
     screenshot(page, "topology")
-    page.get_by_role("link", name="benigno", exact=True).first.click()
+    # A click on a node opens its service's page (so does its link in the table).
+    box = page.evaluate(
+        "() => { const n = window.gossamerGraph.getElementById('default/benigno');"
+        " const p = n.renderedPosition(); const r = document.getElementById('graph')"
+        ".getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }"
+    )
+    page.mouse.click(box[0], box[1])
     page.wait_for_url("**/#/service/default/benigno")
+    page.go_back()
+    page.locator("#edges").get_by_role("link", name="magnanimo").first.click()
+    page.wait_for_url("**/#/service/default/magnanimo")
 
 
-def test_traces_and_tap_pages(page: Any, mesh: Mesh) -> None:
+def test_traces_list_and_waterfall(page: Any, mesh: Mesh) -> None:
     open_page(page, mesh, "traces")
     if mesh.missing("/api/v1/traces"):
         page.get_by_text("Traces: not available").wait_for()
-    else:
-        page.locator("table#traces").wait_for()
+        screenshot(page, "traces")
+        mesh.skip_unless("/api/v1/traces", "tracing")
+    # The canary's own traffic, traced by the sidecars and the gateway (the list refreshes
+    # every 5 s): ingress -> magnanimo -> benigno.
+    rows = page.locator("table#traces tbody tr", has_text="benigno")
+    first = rows.filter(has_text="ingress").filter(has_text="magnanimo").first
+    first.wait_for(timeout=30_000)
     screenshot(page, "traces")
-    page.get_by_role("link", name="Tap").click()
+    first.get_by_role("link").click()
+    rows = page.locator(".waterfall .span-row:not(.span-head)")
+    rows.nth(2).wait_for()
+    services = [r.inner_text().split(" ", 1)[0] for r in rows.locator(".span-name strong").all()]
+    assert services[0] == "ingress", services
+    assert {"magnanimo", "benigno"} <= set(services), services
+    # A span's tags, from the keyboard.
+    rows.nth(2).locator("summary").focus()
+    page.keyboard.press("Enter")
+    assert "http.status_code" in rows.nth(2).locator("dl").inner_text()
+    screenshot(page, "trace")
+
+
+def test_tap_page(page: Any, mesh: Mesh) -> None:
+    open_page(page, mesh, "tap")
     page.locator("#tap-target").select_option("svc/benigno")
     page.get_by_role("button", name="Start").click()
     if mesh.missing("/api/v1/tap"):
         page.get_by_text("Tap: not available").wait_for()
-    else:
-        page.locator("#tap-table tbody tr").first.wait_for(timeout=20_000)
-        page.get_by_role("button", name="Stop").click()
+        screenshot(page, "tap")
+        mesh.skip_unless("/api/v1/tap", "tapx")
+    page.locator("#tap-table tbody tr").first.wait_for(timeout=20_000)
+    assert "benigno" in page.locator("#tap-table tbody").inner_text()
+    page.get_by_role("button", name="Stop").click()
     screenshot(page, "tap")
 
 
@@ -258,5 +313,89 @@ def test_keyboard_reaches_every_page(page: Any, mesh: Mesh) -> None:
             break
     page.keyboard.press("Enter")
     page.wait_for_url("**/#/proxies")
-    assert page.locator('nav.top a[aria-current="page"]').inner_text() == "Proxies"
+    page.locator('nav.top a[aria-current="page"]', has_text="Proxies").wait_for()
     page.locator("#proxies").wait_for()
+
+
+def test_a_reader_token_is_all_it_needs(chromium: Any, tmp_path: Path) -> None:
+    """A control plane that wants a token for every read: the page asks for one, works with
+    a reader token, and only ever sends GETs."""
+    cp = ControlPlane(tmp_path / "cp", "memory://", "--read-access", "token").start()
+    context = chromium.new_context(viewport=VIEWPORT)
+    try:
+        reader = cp.cli("token", "create", "--role", "reader", check=True).stdout.strip()
+        page = context.new_page()
+        errors = collect_errors(page)
+        methods: set[str] = set()
+        page.on("request", lambda request: methods.add(request.method))
+        open_page(page, cp.api, "overview")
+        page.get_by_text("needs a token").wait_for()
+        page.get_by_role("button", name="Token").click()
+        page.get_by_label("Token", exact=True).fill(reader)
+        page.get_by_role("button", name="Save").click()
+        page.locator("#services").get_by_text("no services yet").wait_for()
+        page.goto(f"{cp.api}/#/policies")
+        page.locator("nav.kinds").get_by_role("link", name="HTTPRoute (0)").wait_for()
+        page.locator("#live").get_by_text("live", exact=True).wait_for()
+        assert methods == {"GET"}, methods
+        assert errors == []
+    finally:
+        context.close()
+        cp.stop()
+
+
+PROMOTE_SMI = """
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata: {name: benigno-canary}
+spec:
+  service: benigno
+  backends:
+  - {service: benigno-v1, weight: 0}
+  - {service: benigno-v2, weight: 100}
+"""
+
+
+def test_the_service_page_follows_a_promotion_live(page: Any, mesh: Mesh) -> None:
+    """Last in the module (it changes the mesh): the canary is promoted with an SMI
+    TrafficSplit while the page is open; the configured split and then the chart follow,
+    with no reload."""
+    open_page(page, mesh, "service/default/benigno")
+    split = page.locator("table#split")
+    split.get_by_text("HTTPRoute benigno-canary").first.wait_for()
+    mesh.demo.delete("httproute/benigno-canary")
+    mesh.demo.apply(PROMOTE_SMI)
+    split.get_by_text("TrafficSplit benigno-canary").first.wait_for()
+    rows = {r.split("\t")[1]: r for r in split.locator("tbody tr").all_inner_texts()}
+    assert "0%" in rows["v1"] and "100%" in rows["v2"], rows
+    if mesh.missing("/api/v1/stats/series"):
+        mesh.skip_unless("/api/v1/stats/series", "metrics")
+    wait_for(
+        lambda: (s := _split_of_last_point(page)) is not None and s > 0.95,
+        timeout=60,
+        message="the chart's last point to show the promotion",
+    )
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    screenshot(page, "service-promoted")
+
+
+def test_the_page_rides_out_a_control_plane_restart(chromium: Any, tmp_path: Path) -> None:
+    """The streams reconnect by themselves: a Service applied after a restart shows up
+    without a reload."""
+    cp = ControlPlane(tmp_path / "cp").start()
+    context = chromium.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        open_page(page, cp.api, "overview")
+        page.locator("#live").get_by_text("live", exact=True).wait_for()
+        cp.restart()
+        cp.cli("apply", "-f", "-", input=(
+            "apiVersion: gossamer.io/v1alpha1\nkind: Service\nmetadata: {name: after}\n"
+            "spec: {selector: {app: after}}\n"
+        ), check=True)  # fmt: skip
+        page.locator("#services").get_by_role("link", name="after").wait_for(timeout=20_000)
+        page.locator("#live").get_by_text("live", exact=True).wait_for()
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    finally:
+        context.close()
+        cp.stop()

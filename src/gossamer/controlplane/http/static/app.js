@@ -9,6 +9,7 @@ import {
 const state = {
   proxies: [], endpoints: [], workloads: [], serviceResources: [], meshes: [], ca: null, mtls: [],
   kinds: [],
+  revision: 0, // counts resource changes seen on the watch stream: pages reload what they listed
   stats: null, // the latest {time, services, workloads, edges}
   statsAvailable: undefined, // undefined: not known yet; false: no metrics API on this control plane
   error: null,
@@ -28,6 +29,14 @@ async function loadInventory() {
       optional("/api/v1/ca"),
       optional("/api/v1/mtls-report"),
     ]);
+    // Nothing new since the last poll (the common case): leave the page alone, so a big
+    // table is not rebuilt every 3 s under the reader's cursor.
+    // (Certificate ages and report times move on every poll: compared by what they name.)
+    const signature = JSON.stringify([state.revision, proxies.items, endpoints && endpoints.items, workloads.items, services.items, meshes.items,
+      ca && [ca.issuer?.notAfter, (ca.leaves || []).map((l) => [l.node, l.notAfter])],
+      mtls && mtls.items.map((m) => [m.proxy, m.mode, m.identity, m.certificate])]);
+    const same = signature === lastSignature && state.error === null;
+    lastSignature = signature;
     state.proxies = proxies.items;
     state.endpoints = endpoints ? endpoints.items : [];
     state.workloads = workloads.items;
@@ -37,11 +46,13 @@ async function loadInventory() {
     state.mtls = mtls ? mtls.items : [];
     state.error = null;
     state.loadedAt = Date.now() / 1000;
+    if (same) return;
   } catch (e) {
     state.error = e;
   }
   changed();
 }
+let lastSignature = "";
 
 async function loadStats() {
   try {
@@ -75,8 +86,12 @@ function startWatch() {
     if (name === "ERROR") return;
     // A resource changed: reload the inventory once the burst is over.
     clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(loadInventory, 250);
-  }, (s) => setLive("watch", s));
+    refreshTimer = setTimeout(() => { state.revision++; loadInventory(); }, 250);
+  }, (s) => {
+    // Back after a drop: changes made meanwhile were not streamed, so list again.
+    if (s === "live" && liveStates.watch && liveStates.watch !== "live") { state.revision++; loadInventory(); }
+    setLive("watch", s);
+  });
   // Proxy connections, ACKs and endpoints' health are not store resources: poll them.
   setInterval(() => { if (!document.hidden) loadInventory(); }, 3000);
 }
@@ -311,8 +326,10 @@ function servicePage(main, [ns, name]) {
   main.append(head, charts, split, versions, edges, policies, eps);
   let resources = [];
   let destroyed = false;
+  let listedAt = state.revision;
 
   async function loadPolicies() {
+    listedAt = state.revision;
     const kinds = state.kinds.length ? state.kinds : await api("/api/v1/kinds").catch(() => []);
     state.kinds = kinds;
     const wanted = kinds.filter((k) => !["Workload", "Service", "GatewayClass"].includes(k.kind)).map(kindName);
@@ -344,7 +361,9 @@ function servicePage(main, [ns, name]) {
     const times = pts.map((p) => p.t);
     const versionNames = [...new Set(pts.flatMap((p) => Object.keys(p.versions || {})))].sort();
     chartBox.replaceChildren(
-      chart({ title: "Success rate", times, series: [{ label: "success", values: pts.map((p) => (p.successRate === null || p.successRate === undefined ? null : p.successRate * 100)) }], unit: "%", format: (v) => num(v, 1) }),
+      chart({ title: "Success rate", times, series: [{ label: "success", values: pts.map((p) => (p.successRate === null || p.successRate === undefined ? null : p.successRate * 100)) }], unit: "%", format: (v) => num(v, 1),
+        // 0–100%, zoomed in when every point is high (99.9% vs 99% matters).
+        range: (u, min) => [min !== null && min >= 90 ? 90 : 0, 100] }),
       chart({ title: "Requests per second", times, series: [
         { label: "total", values: pts.map((p) => p.rps ?? null) },
         ...versionNames.map((v) => ({ label: v, values: pts.map((p) => p.versions?.[v]?.rps ?? null) })),
@@ -433,6 +452,7 @@ function servicePage(main, [ns, name]) {
       { title: "health", value: (e) => badge(e.health, { healthy: "ok", unhealthy: "bad" }[e.health] || "idle"), sort: (e) => e.health },
     ], svc?.endpoints || [], { id: "endpoints", empty: "no endpoints" }));
     if (Date.now() - seriesAt > 5000) loadSeries();
+    if (listedAt !== state.revision) loadPolicies();
   }
   update();
   loadPolicies();
@@ -607,7 +627,7 @@ function proxyPage(main, [id]) {
         h("dt", {}, "version"), h("dd", {}, `${p.userAgent || "–"} (${p.streamKind || "–"} xDS)`),
         h("dt", {}, "address"), h("dd", { class: "mono" }, `${p.address || "–"} admin :${p.adminPort || "–"} peer ${p.peer || "–"}`),
         h("dt", {}, "connected"), h("dd", {}, p.streams ? `since ${time(p.connectedSince)}` : `disconnected ${ago(p.disconnectedAt)}`)),
-      p.nack ? notice(`NACKing ${p.nack.type} version ${p.nack.version}: ${p.nack.error}`, "error") : null,
+      p.nack ? notice(`NACKing ${p.nack.type} version ${p.nack.version}: ${p.nack.error}`, "error") : "",
       table([
         { title: "type", value: (r) => r[0] },
         { title: "sent", value: (r) => h("span", { class: "mono" }, r[1].sent || "–") },
@@ -643,9 +663,13 @@ function policies(main, [kind, ns, name]) {
   }
   function render() {
     const selected = kind ? Object.keys(counts).find((k) => k === kind || k.split(".")[0] === kind) : null;
-    kindsNav.replaceChildren(h("ul", {}, Object.entries(counts).map(([k, items]) =>
-      h("li", {}, link(`#/policies/${encodeURIComponent(k)}`, `${k.split(".")[0]} (${items.length})`,
-        { "aria-current": k === selected ? "page" : null, title: k })))));
+    const names = Object.keys(counts).map((k) => k.split(".")[0]);
+    kindsNav.replaceChildren(h("ul", {}, Object.entries(counts).map(([k, items]) => {
+      const [short, ...group] = k.split(".");
+      // A kind in two API groups (TCPRoute) says which one.
+      const label = names.filter((n) => n === short).length > 1 ? `${short} (${items.length}) ${group[0] || ""}` : `${short} (${items.length})`;
+      return h("li", {}, link(`#/policies/${encodeURIComponent(k)}`, label, { "aria-current": k === selected ? "page" : null, title: k }));
+    })));
     if (!selected) {
       const all = Object.values(counts).flat().filter((r) => !["Workload"].includes(r.kind));
       listBox.replaceChildren(h("h3", {}, "All resources (workloads on the Overview)"), resourceTable(all));
@@ -669,8 +693,10 @@ function policies(main, [kind, ns, name]) {
       { title: "created", value: (r) => r.metadata.creationTimestamp || "–", sort: (r) => r.metadata.creationTimestamp || "" },
     ], items, { id: "resources", empty: "none", limit: 300 });
   }
-  load().catch((e) => listBox.replaceChildren(notice(e.message, "error")));
-  return { update: () => {} };
+  let listedAt = state.revision;
+  const reload = () => load().catch((e) => listBox.replaceChildren(notice(e.message, "error")));
+  reload();
+  return { update: () => { if (listedAt !== state.revision) { listedAt = state.revision; reload(); } } };
 }
 
 function targetText(r) {
@@ -724,9 +750,15 @@ function renderExplanation(d) {
     ], d.steps || [], { caption: "Steps" }),
     (d.backends || []).length ? table([
       { title: "backend", value: (b) => b.service },
-      { title: "weight", value: (b) => b.weight, numeric: true },
-      { title: "healthy endpoints", value: (b) => `${b.healthyEndpoints} of ${b.endpoints}`, numeric: true },
+      { title: "weight", value: (b) => (b.share !== undefined && b.share !== null ? `${b.weight} (${pct(b.share, 0)})` : b.weight), numeric: true },
+      { title: "healthy endpoints", value: (b) => `${b.healthyEndpoints} of ${Array.isArray(b.endpoints) ? b.endpoints.length : b.endpoints}`, numeric: true },
+      { title: "endpoints", value: (b) => endpointList(b).map((e) => `${e.address}${e.workload ? ` (${e.workload})` : ""}${e.healthy === false ? " unhealthy" : ""}`).join(", ") || "–" },
     ], d.backends, { caption: "Backends" }) : null);
+}
+
+// A backend's endpoints: a list of {address, workload, healthy} (or just a count).
+function endpointList(b) {
+  return Array.isArray(b.endpoints) ? b.endpoints : [];
 }
 
 // --- traces --------------------------------------------------------------------------------------
@@ -792,9 +824,13 @@ function waterfall(spans) {
     const error = s.tags && (s.tags.error !== undefined || /^5/.test(s.tags["http.status_code"] || ""));
     return h("div", { class: "span-row", role: "row" },
       h("div", { class: "span-name", role: "cell", style: `padding-left:${depth * 14}px` },
-        h("strong", {}, s.localEndpoint?.serviceName || "?"), " ", s.name || "", " ", h("span", { class: "small" }, s.kind || "")),
+        h("details", {},
+          h("summary", {}, h("strong", {}, s.localEndpoint?.serviceName || "?"), " ", s.name || "", " ", h("span", { class: "small" }, s.kind || "")),
+          h("dl", { class: "facts small" }, Object.entries(s.tags || {}).flatMap(([k, v]) => [h("dt", {}, k), h("dd", { class: "mono" }, v)]),
+            s.remoteEndpoint ? [h("dt", {}, "remote"), h("dd", { class: "mono" }, `${s.remoteEndpoint.serviceName || ""} ${s.remoteEndpoint.ipv4 || s.remoteEndpoint.ipv6 || ""}:${s.remoteEndpoint.port || ""}`)] : null))),
       h("div", { class: "span-track", role: "cell" },
-        h("div", { class: `span-bar${error ? " span-error" : ""}`, style: `left:${left}%;width:${width}%`, title: JSON.stringify(s.tags || {}) }),
+        h("div", { class: "span-lane" },
+          h("div", { class: `span-bar${error ? " span-error" : ""}`, style: `left:${left}%;width:${width}%`, title: JSON.stringify(s.tags || {}) })),
         h("span", { class: "span-dur" }, ms((s.duration || 0) / 1000))));
   });
   return h("div", { class: "waterfall", role: "table", "aria-label": `waterfall, ${spans.length} spans, ${ms(total / 1000)}` },
@@ -828,7 +864,7 @@ function tap(main) {
     return h("tr", { class: r.status >= 500 ? "row-bad" : null },
       h("td", {}, time(r.time)), h("td", {}, r.proxy), h("td", {}, r.direction), h("td", {}, r.method),
       h("td", { class: "mono" }, r.authority), h("td", { class: "mono" }, r.path), h("td", { class: "num" }, r.status),
-      h("td", { class: "num" }, ms(r.latencyMs)), h("td", {}, r.source?.workload || r.source?.identity || "–"),
+      h("td", { class: "num" }, ms(r.latencyMs)), h("td", { class: "small" }, r.source?.workload || r.source?.identity || "–"),
       h("td", {}, r.destination?.workload || r.destination?.service || "–"),
       h("td", {}, r.traceId ? link(`#/trace/${encodeURIComponent(r.traceId)}`, r.traceId.slice(0, 8)) : "–"));
   }
@@ -871,7 +907,7 @@ function tokenDialog() {
     if (ev.submitter?.value === "cancel") return;
     if (input.value.trim()) sessionStorage.setItem(TOKEN_KEY, input.value.trim());
     else sessionStorage.removeItem(TOKEN_KEY);
-    loadInventory();
+    loadInventory().then(() => route());
   };
 }
 
@@ -914,9 +950,11 @@ async function start() {
   document.getElementById("libs").textContent = [
     libs.charts ? null : "charts", libs.graph ? null : "graph", libs.yaml ? null : "YAML",
   ].filter(Boolean).map((x) => `${x} library missing`).join(", ");
-  await Promise.all([loadInventory(), loadStats()]);
+  // The inventory first (the browser opens six connections at most); metrics fill in after.
+  await loadInventory();
   window.addEventListener("hashchange", route);
   route();
+  loadStats();
   startWatch();
   startStats();
   document.body.dataset.ready = "true";

@@ -264,7 +264,7 @@ export function health(rate) {
 
 // --- YAML (js-yaml when installed; a small emitter otherwise) ------------------------------
 export function toYaml(obj) {
-  if (window.jsyaml) return window.jsyaml.dump(obj, { lineWidth: 100, noRefs: true });
+  if (window.jsyaml) return window.jsyaml.dump(obj, { lineWidth: 100, noRefs: true, noArrayIndent: true });
   return emit(obj, 0).replace(/^\n/, "") + "\n";
 }
 function scalar(v) {
@@ -308,7 +308,7 @@ export const COLORS = ["#0b5cad", "#b3261e", "#1a7f37", "#8250df", "#9a6700", "#
 // A time-series chart: `series` = [{label, values}] over `times` (epoch s). Draws with uPlot
 // when installed; always keeps the last point readable in the figure's data attributes and
 // a table (screen readers, tests, and the page without the library).
-export function chart({ title, times, series, unit = "", format = (v) => num(v, 2), height = 180 }) {
+export function chart({ title, times, series, unit = "", format = (v) => num(v, 2), height = 180, range = null }) {
   const fig = h("figure", { class: "chart", "aria-label": title });
   fig.append(h("figcaption", {}, title));
   const last = {};
@@ -328,10 +328,11 @@ export function chart({ title, times, series, unit = "", format = (v) => num(v, 
       const opts = {
         width, height,
         legend: { live: true },
-        scales: { x: { time: true } },
+        scales: { x: { time: true }, ...(range ? { y: { range } } : {}) },
         axes: [{}, { values: (u, ticks) => ticks.map((t) => format(t) + unit), size: 64 }],
         series: [{}, ...series.map((s, i) => ({
           label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false,
+          points: { show: true, size: 4 },
           value: (u, v) => (v === null || v === undefined ? "–" : format(v) + unit),
         }))],
       };
