@@ -24,10 +24,12 @@ MAGNANIMO = "spiffe://gossamer.local/ns/default/sa/magnanimo"
 
 
 def _cli(api: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "gossamer", "--cp", api, *args],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+    assert done.returncode == 0, f"gossamer {' '.join(args)}: {done.stderr}{done.stdout}"
+    return done
 
 
 def test_tap_top_and_explain_while_the_canary_demo_runs() -> None:
