@@ -189,6 +189,8 @@ def test_service_chart_follows_the_split(page: Any, mesh: Mesh) -> None:
         message="the chart's last point to show the 90/10 split",
     )
     assert share
+    # magnanimo calls benigno (through its split's backends).
+    page.locator("#inbound").get_by_role("link", name="magnanimo").first.wait_for()
     screenshot(page, "service")
 
 

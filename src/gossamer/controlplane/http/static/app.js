@@ -432,9 +432,12 @@ function servicePage(main, [ns, name]) {
     if (state.statsAvailable === false) edges.append(notAvailable("Edges", "metrics API"));
     else {
       const all = state.stats?.edges || [];
-      const isMe = (e) => e.name === name && (e.namespace || "default") === ns;
+      // Calls to the backends of this service's split are calls to this service.
+      const mine = new Set([name, ...splits.flatMap((sp) => sp.backends.map((b) => b.backend))]);
+      const isMe = (e) => mine.has(e.name) && (e.namespace || "default") === ns;
       const edgeCols = (end) => [
         { title: end === "source" ? "from" : "to", value: (e) => svcLink(e[end].namespace, e[end].name), sort: (e) => e[end].name },
+        ...(end === "source" ? [{ title: "to backend", value: (e) => e.destination.name, sort: (e) => e.destination.name }] : []),
         { title: "req/s", value: (e) => num(e.rps), sort: (e) => e.rps ?? -1, numeric: true },
         { title: "success", value: (e) => rateCell(e.successRate), sort: (e) => e.successRate ?? 2, numeric: true },
         { title: "p99", value: (e) => ms(e.latencyMs?.p99), numeric: true },
