@@ -1,9 +1,9 @@
 """The dashboard in a real browser (Debian's chromium, headless) against a real control plane
 running the canary topology with traffic: one mesh and one browser for the whole module.
 
-Pages whose API another branch builds (metrics, traces, tap, explain) are tested when the
-control plane has that API; until then the test skips, saying which endpoint it waits for,
-and the page itself must say "not available" cleanly.
+A control plane without the observability APIs (metrics, traces, tap, explain) is
+simulated in the browser (404 "unknown kind", as an older one answers): each part of the
+page must then say "not available" cleanly.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from gossamer.demo.runner import Demo
@@ -47,15 +46,6 @@ class Mesh:
     xds: str
     token: str
     demo: Demo
-
-    def missing(self, path: str) -> bool:
-        """The control plane has no such endpoint (the generic route answers unknown kind)."""
-        r = httpx.get(self.api + path, timeout=10)
-        return r.status_code == 404 and str(r.json().get("error", "")).startswith("unknown kind")
-
-    def skip_unless(self, path: str, owner: str) -> None:
-        if self.missing(path):
-            pytest.skip(f"{path} is not on this branch yet (obs-contract.md, owner: {owner})")
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +110,10 @@ def test_overview_lists_the_services(page: Any, mesh: Mesh) -> None:
     services = page.locator("#services tbody")
     services.get_by_role("link", name="benigno", exact=True).wait_for()
     services.get_by_role("link", name="magnanimo", exact=True).wait_for()
-    if not mesh.missing("/api/v1/stats"):
-        # Golden metrics for benigno (traffic flows through it all along).
-        row = services.locator("tr", has=page.get_by_role("link", name="benigno", exact=True))
-        wait_for(lambda: "%" in row.inner_text(), timeout=30, message="benigno's success rate")
-        page.locator("#worst").get_by_role("link", name="benigno", exact=True).wait_for()
+    # Golden metrics for benigno (traffic flows through it all along).
+    row = services.locator("tr", has=page.get_by_role("link", name="benigno", exact=True))
+    wait_for(lambda: "%" in row.inner_text(), timeout=30, message="benigno's success rate")
+    page.locator("#worst").get_by_role("link", name="benigno", exact=True).wait_for()
     cards = page.locator(".cards").inner_text()
     assert "STRICT" in cards  # the mesh's mTLS mode (no Mesh resource: the default)
     assert "root expires in" in cards  # certificate expiry from /api/v1/ca
@@ -164,13 +153,6 @@ def test_policies_show_yaml(page: Any, mesh: Mesh) -> None:
 
 def test_explain_form_returns_an_explanation(page: Any, mesh: Mesh) -> None:
     open_page(page, mesh, "policies")
-    if mesh.missing("/api/v1/explain"):
-        # The form must say so cleanly; the test of the answer waits for the endpoint.
-        page.locator("#ex-source").fill("workload/magnanimo")
-        page.locator("#ex-dest").fill("benigno:5000")
-        page.get_by_role("button", name="Explain").click()
-        page.locator("#explain-result").get_by_text("not available").wait_for()
-        mesh.skip_unless("/api/v1/explain", "tapx")
     page.locator("#ex-source").fill("workload/magnanimo")
     page.locator("#ex-dest").fill("benigno:5000")
     page.locator("#ex-path").fill("/hello")
@@ -199,9 +181,6 @@ def test_service_chart_follows_the_split(page: Any, mesh: Mesh) -> None:
     split = page.locator("table#split")
     split.get_by_text("benigno-v2").wait_for()
     assert "10%" in split.inner_text() and "90%" in split.inner_text()
-    if mesh.missing("/api/v1/stats/series"):
-        page.get_by_text("Time series: not available").wait_for()
-        mesh.skip_unless("/api/v1/stats/series", "metrics")
     # The last point of the requests/s chart: v2's share near the configured 10%
     # (~100 req/s over a 10 s step: 4 standard errors are under 4 points).
     share = wait_for(
@@ -210,15 +189,13 @@ def test_service_chart_follows_the_split(page: Any, mesh: Mesh) -> None:
         message="the chart's last point to show the 90/10 split",
     )
     assert share
+    # magnanimo calls benigno (through its split's backends).
+    page.locator("#inbound").get_by_role("link", name="magnanimo").first.wait_for()
     screenshot(page, "service")
 
 
 def test_topology_shows_magnanimo_calling_benigno(page: Any, mesh: Mesh) -> None:
     open_page(page, mesh, "topology")
-    if mesh.missing("/api/v1/stats"):
-        page.get_by_text("Traffic edges: not available").wait_for()
-        screenshot(page, "topology")
-        mesh.skip_unless("/api/v1/stats", "metrics")
     page.locator('#edges tr[data-edge="magnanimo>benigno"]').wait_for(timeout=30_000)
     # The graph has the same edge, and a click on a node opens its page.
     assert page.evaluate(
@@ -246,10 +223,6 @@ def test_topology_shows_magnanimo_calling_benigno(page: Any, mesh: Mesh) -> None
 
 def test_traces_list_and_waterfall(page: Any, mesh: Mesh) -> None:
     open_page(page, mesh, "traces")
-    if mesh.missing("/api/v1/traces"):
-        page.get_by_text("Traces: not available").wait_for()
-        screenshot(page, "traces")
-        mesh.skip_unless("/api/v1/traces", "tracing")
     # The canary's own traffic, traced by the sidecars and the gateway (the list refreshes
     # every 5 s): ingress -> magnanimo -> benigno.
     rows = page.locator("table#traces tbody tr", has_text="benigno")
@@ -273,14 +246,46 @@ def test_tap_page(page: Any, mesh: Mesh) -> None:
     open_page(page, mesh, "tap")
     page.locator("#tap-target").select_option("svc/benigno")
     page.get_by_role("button", name="Start").click()
-    if mesh.missing("/api/v1/tap"):
-        page.get_by_text("Tap: not available").wait_for()
-        screenshot(page, "tap")
-        mesh.skip_unless("/api/v1/tap", "tapx")
     page.locator("#tap-table tbody tr").first.wait_for(timeout=20_000)
     assert "benigno" in page.locator("#tap-table tbody").inner_text()
     page.get_by_role("button", name="Stop").click()
     screenshot(page, "tap")
+
+
+def test_a_control_plane_without_the_observability_apis(chromium: Any, mesh: Mesh) -> None:
+    """An older control plane (no metrics, traces, tap or explain: its generic resource
+    route answers 404 "unknown kind"): each part says "not available", the rest works."""
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    errors = collect_errors(page)
+
+    def unknown(path: str) -> Any:
+        body = json.dumps({"error": f"unknown kind '{path}'; known kinds: ...", "status": 404})
+        return lambda route: route.fulfill(status=404, body=body, content_type="application/json")
+
+    for path in ("stats", "traces", "tap", "explain"):
+        page.route(f"**/api/v1/{path}**", unknown(path))
+    try:
+        open_page(page, mesh, "overview")
+        page.get_by_text("Golden metrics: not available").wait_for()
+        page.locator("#services").get_by_role("link", name="benigno", exact=True).wait_for()
+        page.goto(f"{mesh.api}/#/service/default/benigno")
+        page.get_by_text("Time series: not available").wait_for()
+        page.locator("table#split").get_by_text("benigno-v2").wait_for()  # configured split
+        page.goto(f"{mesh.api}/#/topology")
+        page.get_by_text("Traffic edges: not available").wait_for()
+        page.goto(f"{mesh.api}/#/traces")
+        page.get_by_text("Traces: not available").wait_for()
+        page.goto(f"{mesh.api}/#/tap")
+        page.get_by_role("button", name="Start").click()
+        page.get_by_text("Tap: not available").wait_for()
+        page.goto(f"{mesh.api}/#/policies")
+        page.get_by_role("button", name="Explain").click()
+        page.locator("#explain-result").get_by_text("not available").wait_for()
+        screenshot(page, "without-observability")
+    finally:
+        context.close()
+    assert errors == []
 
 
 def test_pages_work_without_the_libraries(chromium: Any, mesh: Mesh) -> None:
@@ -368,8 +373,6 @@ def test_the_service_page_follows_a_promotion_live(page: Any, mesh: Mesh) -> Non
     split.get_by_text("TrafficSplit benigno-canary").first.wait_for()
     rows = {r.split("\t")[1]: r for r in split.locator("tbody tr").all_inner_texts()}
     assert "0%" in rows["v1"] and "100%" in rows["v2"], rows
-    if mesh.missing("/api/v1/stats/series"):
-        mesh.skip_unless("/api/v1/stats/series", "metrics")
     wait_for(
         lambda: (s := _split_of_last_point(page)) is not None and s > 0.95,
         timeout=60,

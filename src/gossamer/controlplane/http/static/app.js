@@ -432,9 +432,12 @@ function servicePage(main, [ns, name]) {
     if (state.statsAvailable === false) edges.append(notAvailable("Edges", "metrics API"));
     else {
       const all = state.stats?.edges || [];
-      const isMe = (e) => e.name === name && (e.namespace || "default") === ns;
+      // Calls to the backends of this service's split are calls to this service.
+      const mine = new Set([name, ...splits.flatMap((sp) => sp.backends.map((b) => b.backend))]);
+      const isMe = (e) => mine.has(e.name) && (e.namespace || "default") === ns;
       const edgeCols = (end) => [
         { title: end === "source" ? "from" : "to", value: (e) => svcLink(e[end].namespace, e[end].name), sort: (e) => e[end].name },
+        ...(end === "source" ? [{ title: "to backend", value: (e) => e.destination.name, sort: (e) => e.destination.name }] : []),
         { title: "req/s", value: (e) => num(e.rps), sort: (e) => e.rps ?? -1, numeric: true },
         { title: "success", value: (e) => rateCell(e.successRate), sort: (e) => e.successRate ?? 2, numeric: true },
         { title: "p99", value: (e) => ms(e.latencyMs?.p99), numeric: true },
@@ -465,13 +468,59 @@ function topology(main) {
     h("p", { class: "hint" }, "Services and the requests between them in the last minute; edges show requests/s and success rate. Select a service to open its page."));
   const graphBox = h("div", { id: "graph", class: "graph", role: "img", "aria-label": "service graph (the table below lists the same edges)" });
   const tableBox = h("section", { "aria-labelledby": "edges-h" });
-  main.append(graphBox, tableBox);
+  const grouped = h("input", { type: "checkbox", id: "group-backends", checked: true, onchange: () => update() });
+  main.append(h("p", {}, grouped, " ", h("label", { for: "group-backends" }, "Show split backends (e.g. benigno-v1, benigno-v2 of an HTTPRoute or TrafficSplit) as their service")),
+    graphBox, tableBox);
   let cy = null;
   let nodeKey = "";
+  let destroyed = false;
+  // backend Service → the Service whose route or split sends to it.
+  let parentOf = new Map();
+  let listedAt = -1;
+  async function loadSplits() {
+    listedAt = state.revision;
+    const resources = await loadResources(["HTTPRoute.gateway.networking.k8s.io", "GRPCRoute.gateway.networking.k8s.io", "TrafficSplit.split.smi-spec.io"]);
+    const map = new Map();
+    for (const r of resources) {
+      const ns = r.metadata.namespace || "default";
+      const spec = r.spec || {};
+      const parents = r.kind === "TrafficSplit" ? [spec.service] : (spec.parentRefs || []).filter((p) => (p.kind || "Service") === "Service" && p.group !== "gateway.networking.k8s.io").map((p) => p.name);
+      const backends = r.kind === "TrafficSplit" ? (spec.backends || []).map((b) => b.service) : (spec.rules || []).flatMap((rule) => (rule.backendRefs || []).map((b) => b.name));
+      for (const parent of parents.filter(Boolean)) for (const b of backends) if (b && b !== parent) map.set(key(ns, b), key(ns, parent));
+    }
+    parentOf = map;
+    if (!destroyed) update();
+  }
+  function merged() {
+    const raw = state.stats?.edges || [];
+    if (!grouped.checked || !parentOf.size) return raw.map((e) => ({ ...e, via: [] }));
+    const out = new Map();
+    const up = (end) => {
+      const k = parentOf.get(key(end.namespace, end.name));
+      return k ? { namespace: k.split("/")[0], name: k.split("/").slice(1).join("/") } : end;
+    };
+    for (const e of raw) {
+      const src = up(e.source), dst = up(e.destination);
+      const k = `${key(src.namespace, src.name)}>${key(dst.namespace, dst.name)}`;
+      if (k.split(">")[0] === k.split(">")[1]) continue;
+      const m = out.get(k) || { source: src, destination: dst, requests: 0, rps: 0, ok: 0, latencyMs: null, via: [] };
+      m.requests += e.requests || 0;
+      m.rps += e.rps || 0;
+      m.ok += (e.successRate ?? 1) * (e.requests || 0);
+      if (e.latencyMs && (!m.latencyMs || e.latencyMs.p99 > m.latencyMs.p99)) m.latencyMs = e.latencyMs;
+      if (dst.name !== e.destination.name) m.via.push(e.destination.name);
+      out.set(k, m);
+    }
+    return [...out.values()].map((m) => ({ ...m, successRate: m.requests ? m.ok / m.requests : null }));
+  }
   function elements() {
     const nodes = new Map();
-    for (const s of services()) nodes.set(key(s.namespace, s.name), { ns: s.namespace, name: s.name, rate: s.stats?.successRate ?? null });
-    const edges = state.stats?.edges || [];
+    const hidden = grouped.checked ? parentOf : new Map();
+    for (const s of services()) {
+      if (hidden.has(key(s.namespace, s.name))) continue;
+      nodes.set(key(s.namespace, s.name), { ns: s.namespace, name: s.name, rate: s.stats?.successRate ?? null });
+    }
+    const edges = merged();
     for (const e of edges) {
       for (const end of [e.source, e.destination]) {
         const k = key(end.namespace, end.name);
@@ -489,7 +538,8 @@ function topology(main) {
       { title: "to", value: (e) => svcLink(e.destination.namespace, e.destination.name), sort: (e) => e.destination.name },
       { title: "req/s", value: (e) => num(e.rps), sort: (e) => e.rps ?? -1, numeric: true },
       { title: "success", value: (e) => rateCell(e.successRate), sort: (e) => e.successRate ?? 2, numeric: true },
-      { title: "p99", value: (e) => ms(e.latencyMs?.p99), numeric: true },
+      { title: "p99 (worst)", value: (e) => ms(e.latencyMs?.p99), numeric: true },
+      { title: "via backends", value: (e) => (e.via.length ? [...new Set(e.via)].sort().join(", ") : "–") },
     ], edges, {
       id: "edges", empty: "no traffic in the last minute",
       rowAttrs: (e) => ({ dataset: { edge: `${e.source.name}>${e.destination.name}` } }),
@@ -532,7 +582,11 @@ function topology(main) {
     window.gossamerGraph = cy; // for the browser tests and the curious
   }
   update();
-  return { update, destroy: () => { if (cy) cy.destroy(); window.gossamerGraph = null; } };
+  loadSplits();
+  return {
+    update: () => { if (listedAt !== state.revision && listedAt !== -1) loadSplits(); else update(); },
+    destroy: () => { destroyed = true; if (cy) cy.destroy(); window.gossamerGraph = null; },
+  };
 }
 
 // --- proxies -----------------------------------------------------------------------------------
