@@ -32,7 +32,7 @@ B3_MULTI: Final = 3
 SERVER: Final = "SERVER"
 CLIENT: Final = "CLIENT"
 
-_HEX = frozenset(b"0123456789abcdef")
+_FIRST = frozenset(b"tTbBxX")  # first bytes of the trace header names
 _ZERO_TRACE = b"0" * 32
 _ZERO_SPAN = b"0" * 16
 TRACE_HEADERS: Final = frozenset(
@@ -142,7 +142,10 @@ def parse_b3_multi(
 def extract(headers: Sequence[tuple[bytes, bytes]]) -> Context | None:
     """The request's trace context: traceparent first, then b3, then x-b3-*."""
     traceparent = b3 = tid = sid = sampled = flags = None
+    first = _FIRST
     for name, value in headers:
+        if not name or name[0] not in first:
+            continue  # most names: one byte test, no lower()
         n = name.lower()
         if n not in TRACE_HEADERS:
             continue
@@ -229,12 +232,6 @@ class _Unsampled(Span):
 
 UNSAMPLED: Final = _Unsampled(b"", b"", None, False, 0, NONE, b"b3: 0\r\nx-b3-sampled: 0\r\n")
 
-_FIRST = frozenset(b"tTbBxX")  # first bytes of the trace header names
-
-
-def may_carry_context(headers: Sequence[tuple[bytes, bytes]]) -> bool:
-    return any(name[:1] and name[0] in _FIRST for name, _ in headers)
-
 
 class Tracer:
     """A listener's tracing: its sampling rate, who we are, where spans go."""
@@ -265,7 +262,7 @@ class Tracer:
         """The hop's span; UNSAMPLED (a trace starts here, not recorded: the next hops
         are told so); None when the caller decided "not sampled" (headers go on as they
         came: nothing is recorded anywhere, so ids need not change)."""
-        ctx = extract(headers) if may_carry_context(headers) else None
+        ctx = extract(headers)
         if ctx is None:
             if self.rate < 1.0 and self.rng.random() >= self.rate:
                 return UNSAMPLED
