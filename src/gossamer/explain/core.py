@@ -259,6 +259,11 @@ def _policy_name(p: Policy) -> str:
     return f"{p.KIND} {p.namespace}/{p.name}"
 
 
+def _named(named: dict[str, list[str]], kind: str) -> str | None:
+    """The policies of a kind that apply, as a step's `resource` (None: none does)."""
+    return ", ".join(named.get(kind, [])) or None
+
+
 def outbound_policies(
     translator: MeshTranslator,
     node: ProxyNode,
@@ -672,7 +677,7 @@ def _walk(
                 f"circuit breaker on {cluster.name}",
                 f"max {cb.max_connections} connections, {cb.max_pending_requests} pending, "
                 f"{cb.max_requests} active requests; beyond: 503 with flag UO.",
-                ", ".join(named.get("CircuitBreakerPolicy", [])) or None,
+                _named(named, "CircuitBreakerPolicy"),
             )
         if cluster.outlier is not None:
             od = cluster.outlier
@@ -681,7 +686,7 @@ def _walk(
                 f"outlier detection on {cluster.name}",
                 f"ejects an endpoint after {od.consecutive_5xx} consecutive 5xx for "
                 f"{_fmt_seconds(od.base_ejection_time)} (at most {od.max_ejection_percent:g}%).",
-                ", ".join(named.get("CircuitBreakerPolicy", [])) or None,
+                _named(named, "CircuitBreakerPolicy"),
             )
         if cluster.health_check is not None:
             hc = cluster.health_check
@@ -691,14 +696,14 @@ def _walk(
                 f"{hc.kind} {hc.path if hc.kind == 'http' else ''} every "
                 f"{_fmt_seconds(hc.interval)}; {hc.unhealthy_threshold} failures mark an "
                 "endpoint unhealthy.",
-                ", ".join(named.get("HealthCheckPolicy", [])) or None,
+                _named(named, "HealthCheckPolicy"),
             )
         if cluster.lb_policy != "round_robin" or "LoadBalancerPolicy" in named:
             ex.step(
                 "policy",
                 f"load balancer on {cluster.name}: {cluster.lb_policy}",
                 "how one endpoint of the backend is chosen.",
-                ", ".join(named.get("LoadBalancerPolicy", [])) or None,
+                _named(named, "LoadBalancerPolicy"),
             )
 
     # 5. Endpoints.

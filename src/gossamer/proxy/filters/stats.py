@@ -16,9 +16,9 @@ with its own before rendering.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from gossamer.core.spiffe import SpiffeId
 
@@ -154,20 +154,10 @@ class ListenerStats:
         return self.for_series((cluster, "", "", "", ""))
 
     def for_series(self, key: SeriesKey) -> RequestStats:
-        rs = self.requests.get(key)
-        if rs is None:
-            if len(self.requests) >= MAX_SERIES:
-                key = (OTHER, OTHER, OTHER, OTHER, OTHER)
-            rs = self.requests.setdefault(key, RequestStats())
-        return rs
+        return _bounded(self.requests, key, RequestStats)
 
     def for_connection(self, key: SeriesKey) -> ConnStats:
-        cs = self.connections.get(key)
-        if cs is None:
-            if len(self.connections) >= MAX_SERIES:
-                key = (OTHER, OTHER, OTHER, OTHER, OTHER)
-            cs = self.connections.setdefault(key, ConnStats())
-        return cs
+        return _bounded(self.connections, key, ConnStats)
 
     def flag(self, flags: str) -> None:
         for f in flags.split(","):
@@ -184,6 +174,23 @@ class ListenerStats:
             if _idle(cs, cs.opened + cs.closed, now, idle) and not cs.active
         ]:
             self.connections.pop(key).expired = True
+
+
+_OTHER_KEY: Final = (OTHER, OTHER, OTHER, OTHER, OTHER)
+S = TypeVar("S", "RequestStats", "ConnStats")
+
+
+def _bounded(table: dict[SeriesKey, S], key: SeriesKey, new: Callable[[], S]) -> S:
+    """The series of `key`, created on first use; past MAX_SERIES, all new keys share one
+    "other" series (the cardinality cap)."""
+    series = table.get(key)
+    if series is None:
+        if len(table) >= MAX_SERIES:
+            key = _OTHER_KEY
+        series = table.get(key)
+        if series is None:
+            series = table[key] = new()
+    return series
 
 
 def _idle(s: RequestStats | ConnStats, count: int, now: float, idle: float) -> bool:

@@ -938,6 +938,10 @@ class HttpDownstream(asyncio.Protocol):
         stats = ctx.stats
         return stats.requests.get(key) or stats.for_series(key)
 
+    def _local_series(self) -> RequestStats:
+        """The series of a reply made here, before any cluster (no route, bad request)."""
+        return self.ctx.stats.for_series((NO_CLUSTER, "", self.peer_label, "", ""))
+
     def _finish_endpoint(
         self, status: int, now: float, record: bool = True, flags: str = ""
     ) -> None:
@@ -1086,7 +1090,7 @@ class HttpDownstream(asyncio.Protocol):
         if flags:
             stats.flag(flags)
         if ctx.request_metrics:
-            rstats = self.rstats or stats.for_series((NO_CLUSTER, "", self.peer_label, "", ""))
+            rstats = self.rstats or self._local_series()
             rstats.record(status, now - self.started)
         if _tap.sink is not None:
             _tap.sink.offer(self, status, now, flags)
@@ -1170,7 +1174,7 @@ class HttpDownstream(asyncio.Protocol):
     def _reply_and_close(self, status: int, reason: str, flags: str) -> None:
         self.ctx.stats.flag(flags)
         if self.ctx.request_metrics:
-            self.ctx.stats.for_series((NO_CLUSTER, "", self.peer_label, "", "")).record(status, 0.0)
+            self._local_series().record(status, 0.0)
         t = self.transport
         if t is None or self.state == CLOSED:
             return
